@@ -1,0 +1,159 @@
+"""Composition root: build the services, run them, handle signals, shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from collections.abc import Callable
+
+from edge import __version__
+from edge.backoff import Backoff
+from edge.bus import Bus
+from edge.clock import Clock, SystemClock, iso_utc
+from edge.config import EdgeConfig
+from edge.embedded_broker import HOST as EMBEDDED_HOST
+from edge.embedded_broker import EmbeddedBroker
+from edge.errors import RestartBudgetExhausted
+from edge.health import HealthMonitor
+from edge.local_publisher import LocalPublisher
+from edge.mqtt import BrokerEndpoint, MqttLink, StatusTopic
+from edge.recorder import Recorder
+from edge.sdnotify import WatchdogPinger, notify, watchdog_interval
+from edge.sources.simulated import SimulatedSensor
+from edge.store import Store, prepare_data_dir
+from edge.supervisor import RestartPolicy, Service, Supervisor
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+EXIT_RESTART_BUDGET = 3
+
+
+class Gateway:
+    """One running gateway: its store, bus, services and supervisor."""
+
+    def __init__(self, config: EdgeConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.bus = Bus()
+        self.store: Store | None = None
+        self.supervisor: Supervisor | None = None
+        self.broker: EmbeddedBroker | None = None
+        self.link: MqttLink | None = None
+        self.recorder: Recorder | None = None
+        self.health: HealthMonitor | None = None
+        self.ready_at: float | None = None
+        self.devices_online_at_stop = 0
+
+    def _endpoint_factory(self) -> Callable[[], BrokerEndpoint]:
+        local = self.config.mqtt.local
+        if local.url == "embedded":
+            broker = self.broker
+
+            def embedded() -> BrokerEndpoint:
+                assert broker is not None and broker.port is not None, "broker starts first"
+                return BrokerEndpoint(EMBEDDED_HOST, broker.port)
+
+            return embedded
+        host, port, use_tls = local.broker_address()
+        tls = local.tls
+        endpoint = BrokerEndpoint(
+            host, port, use_tls,
+            ca_file=str(tls.ca_file) if tls and tls.ca_file else None,
+            cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
+            key_file=str(tls.key_file) if tls and tls.key_file else None,
+            username=local.username,
+            password=local.resolve_password("mqtt.local"),
+        )
+        return lambda: endpoint
+
+    def _status_topic(self) -> StatusTopic:
+        ident = {"site_id": self.config.site_id, "gateway_id": self.config.gateway_id}
+        since = iso_utc(self.clock.now())
+
+        def online() -> bytes:
+            return json.dumps({"state": "online", **ident, "version": __version__,
+                               "since": since}).encode()
+
+        return StatusTopic(
+            topic=f"{self.config.local_topic_prefix()}/status",
+            online=online,
+            offline=json.dumps({"state": "offline", **ident}).encode(),
+        )
+
+    def build_services(self, store: Store) -> list[Service]:
+        """Create every service in start order: sinks first, then sources."""
+        cfg = self.config
+        services: list[Service] = []
+        if cfg.mqtt.local.url == "embedded":
+            self.broker = EmbeddedBroker(cfg.mqtt.local.embedded_port)
+            services.append(self.broker)
+        self.link = MqttLink(
+            "mqtt-local",
+            self._endpoint_factory(),
+            cfg.mqtt.local.client_id or f"edge-{cfg.gateway_id}",
+            self._status_topic(),
+            keepalive_s=cfg.mqtt.local.keepalive_s,
+            backoff=Backoff(cfg.mqtt.local.reconnect.initial_s, cfg.mqtt.local.reconnect.max_s),
+            on_state=lambda state, detail: notify(f"STATUS=local MQTT {state}: {detail}"),
+        )
+        self.recorder = Recorder(self.bus, store, cfg.store.readings_batch_max,
+                                 cfg.store.readings_flush_s)
+        self.health = HealthMonitor(self.bus)
+        services += [self.link, self.recorder,
+                     LocalPublisher(self.bus, self.link, cfg.local_topic_prefix()), self.health]
+        services += [SimulatedSensor(dev, self.bus, self.clock) for dev in cfg.devices.simulated]
+        interval = watchdog_interval()
+        if interval is not None:
+            services.append(WatchdogPinger(interval))
+        return services
+
+    def request_stop(self) -> None:
+        """Begin a clean stop (what SIGTERM does)."""
+        if self.health is not None:
+            self.health.drain()
+            self.devices_online_at_stop = self.health.devices_online
+        if self.supervisor is not None:
+            self.supervisor.stop()
+
+    async def run(self, stop_after: float | None = None,
+                  on_ready: Callable[[Gateway], None] | None = None) -> int:
+        """Run until SIGTERM/SIGINT (or stop_after seconds); return the exit code."""
+        started = time.monotonic()
+        data_dir = await asyncio.to_thread(prepare_data_dir, self.config.data_dir)
+        store = self.store = await Store.open(data_dir, self.clock)
+        loop = asyncio.get_running_loop()
+        try:
+            services = self.build_services(store)
+            self.supervisor = Supervisor(services, RestartPolicy(**self.config.supervisor.model_dump()))
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+            if stop_after is not None:
+                loop.call_later(stop_after, self.request_stop)
+            await store.append_audit("system", "gateway.start", self.config.gateway_id,
+                                     {"version": __version__})
+
+            def started_all() -> None:
+                self.ready_at = time.monotonic() - started
+                notify("READY=1")
+                log.info("gateway %s ready in %.0f ms", self.config.gateway_id, self.ready_at * 1000)
+                if on_ready is not None:
+                    on_ready(self)
+
+            try:
+                await self.supervisor.run(started_all)
+            except RestartBudgetExhausted as err:
+                log.critical("%s; exiting so systemd restarts the daemon", err)
+                return EXIT_RESTART_BUDGET
+            notify("STOPPING=1")
+            await store.append_audit("system", "gateway.stop", self.config.gateway_id, {})
+            return EXIT_OK
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await store.close()

@@ -1,0 +1,91 @@
+"""The `edge` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from edge import __version__
+from edge.app import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, Gateway
+from edge.config_loader import check_config, load_config
+from edge.errors import ConfigError, EdgeError, SecretUnavailable
+from edge.logs import setup_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description="Campus edge controller.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the gateway daemon", description="Run the gateway daemon.")
+    run.add_argument("--config", "-c", type=Path, required=True, help="path of the YAML config")
+
+    check = sub.add_parser("check-config", help="validate a config file",
+                           description="Validate a config file; exit 2 listing every problem.")
+    check.add_argument("path", type=Path, help="path of the YAML config")
+
+    sub.add_parser("version", help="print the version", description="Print the version.")
+
+    demo = sub.add_parser(
+        "demo", help="run a demo gateway with an embedded broker and simulated classroom",
+        description="Run the whole gateway in one process on a demo config.",
+    )
+    demo.add_argument("--duration", type=float, default=None,
+                      help="stop after S seconds and print a JSON summary as the last line")
+    demo.add_argument("--data-dir", type=Path, default=None,
+                      help="data directory (default: a fresh temporary one); reuse to continue")
+    demo.add_argument("--http-port", type=int, default=None,
+                      help="console port (accepted; the console arrives with the alerts issue)")
+    demo.add_argument("--uplink", default=None,
+                      help="central broker URL (accepted; forwarding arrives with the uplink issue)")
+    return parser
+
+
+def _check_config(path: Path) -> int:
+    problems = check_config(path)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{path}: OK")
+    return EXIT_OK
+
+
+def _run(path: Path) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(config.log.level, config.log.format)
+    return asyncio.run(Gateway(config).run())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `edge` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "version":
+            print(__version__)
+            return EXIT_OK
+        if args.command == "check-config":
+            return _check_config(args.path)
+        if args.command == "run":
+            return _run(args.config)
+        if args.command == "demo":
+            from edge.demo import run_demo
+
+            errors = setup_logging("info")
+            return run_demo(args.duration, args.data_dir, errors)
+    except SecretUnavailable as err:
+        print(f"edge: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except EdgeError as err:
+        print(f"edge: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_FAILURE

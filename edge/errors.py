@@ -1,0 +1,83 @@
+"""The exception tree: one root, small subclasses that carry data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class EdgeError(Exception):
+    """Root of every error the gateway raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem found in a config file, located by line and key path."""
+
+    file: str
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.path}: {self.message}"
+
+
+class ConfigError(EdgeError):
+    """The config file is invalid; carries every problem found."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class SecretUnavailable(EdgeError):
+    """A secret named in the config (env var or file) could not be read."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"secret {where}: {reason}")
+
+
+class DataDirUnusable(EdgeError):
+    """The data directory cannot be created or written."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"data dir {path} is not usable: {reason}")
+
+
+class StoreError(EdgeError):
+    """The SQLite store failed or holds a schema this code cannot use."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer release; refusing to touch it."""
+
+    def __init__(self, found: int, supported: int) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"database schema version {found} is newer than this release supports ({supported})"
+        )
+
+
+class RestartBudgetExhausted(EdgeError):
+    """A service crashed more often than its restart budget allows."""
+
+    def __init__(self, service: str, restarts: int, window_s: float) -> None:
+        self.service = service
+        self.restarts = restarts
+        self.window_s = window_s
+        super().__init__(
+            f"service {service!r} crashed {restarts} times within {window_s:g}s; giving up"
+        )
+
+
+class MqttUnavailable(EdgeError):
+    """The MQTT broker is not connected right now; the message was not sent."""
+
+    def __init__(self, broker: str) -> None:
+        self.broker = broker
+        super().__init__(f"MQTT broker {broker} is not connected")

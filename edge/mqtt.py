@@ -1,0 +1,206 @@
+"""The MQTT link: the only module that uses the MQTT client library."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiomqtt
+
+from edge.backoff import Backoff
+from edge.errors import EdgeError, MqttUnavailable
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class BrokerEndpoint:
+    """Where and how to connect."""
+
+    host: str
+    port: int
+    use_tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+    def describe(self) -> str:
+        """Return a URL-like name for logs (never the password)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'mqtts' if self.use_tls else 'mqtt'}://{host}:{self.port}"
+
+
+@dataclass
+class LinkStats:
+    """Counters of one MQTT link."""
+
+    connects: int = 0
+    published: int = 0
+    publish_failed: int = 0
+    received: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class _Subscription:
+    topic_filter: str
+    qos: int
+    handler: Handler
+
+
+@dataclass
+class StatusTopic:
+    """A retained topic that says online/offline; offline is also the will."""
+
+    topic: str
+    online: Callable[[], bytes]
+    offline: bytes
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class MqttLink:
+    """Keep one MQTT connection up: reconnect with backoff, resubscribe, status + will."""
+
+    def __init__(
+        self,
+        name: str,
+        endpoint: Callable[[], BrokerEndpoint],
+        client_id: str,
+        status: StatusTopic,
+        keepalive_s: int = 30,
+        backoff: Backoff | None = None,
+        on_state: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._endpoint = endpoint
+        self._client_id = client_id
+        self._status = status
+        self._keepalive_s = keepalive_s
+        self._backoff = backoff or Backoff(1.0, 30.0)
+        self._on_state = on_state
+        self._subs: list[_Subscription] = []
+        self._client: aiomqtt.Client | None = None
+        self.state = "disconnected"
+        self.broker = ""
+        self.stats = LinkStats()
+
+    @property
+    def connected(self) -> bool:
+        """True while a session with the broker is up."""
+        return self._client is not None
+
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+        """Register a handler; it is (re)subscribed on every connect."""
+        self._subs.append(_Subscription(topic_filter, qos, handler))
+
+    async def publish(
+        self, topic: str, payload: bytes, qos: int = 0, retain: bool = False
+    ) -> None:
+        """Publish now; raise MqttUnavailable when not connected."""
+        client = self._client
+        if client is None:
+            self.stats.publish_failed += 1
+            raise MqttUnavailable(self.broker or self.name)
+        try:
+            await client.publish(topic, payload, qos=qos, retain=retain)
+        except aiomqtt.MqttError as err:
+            self.stats.publish_failed += 1
+            raise MqttUnavailable(self.broker) from err
+        self.stats.published += 1
+
+    async def run(self, ready: Callable[[], None]) -> None:
+        """Connect and stay connected until cancelled (a dead broker never stops the rest)."""
+        ready()
+        while True:
+            endpoint = self._endpoint()
+            self.broker = endpoint.describe()
+            try:
+                await self._session(endpoint)
+            except aiomqtt.MqttError as err:
+                self._set_state("disconnected", str(err))
+            delay = self._backoff.next_delay()
+            log.debug("%s: reconnecting to %s in %.1fs", self.name, self.broker, delay)
+            await asyncio.sleep(delay)
+
+    async def _session(self, endpoint: BrokerEndpoint) -> None:
+        will = aiomqtt.Will(self._status.topic, self._status.offline, qos=1, retain=True)
+        tls = None
+        if endpoint.use_tls:
+            tls = aiomqtt.TLSParameters(
+                ca_certs=endpoint.ca_file, certfile=endpoint.cert_file, keyfile=endpoint.key_file
+            )
+        client = aiomqtt.Client(
+            endpoint.host,
+            endpoint.port,
+            identifier=self._client_id,
+            username=endpoint.username,
+            password=endpoint.password,
+            will=will,
+            keepalive=self._keepalive_s,
+            tls_params=tls,
+            timeout=10,
+        )
+        async with client:
+            self._client = client
+            self.stats.connects += 1
+            self._backoff.reset()
+            try:
+                await client.publish(self._status.topic, self._status.online(), qos=1, retain=True)
+                for sub in self._subs:
+                    await client.subscribe(sub.topic_filter, qos=sub.qos)
+                self._set_state("connected", self.broker)
+                async for message in client.messages:
+                    await self._dispatch(message)
+            except asyncio.CancelledError:
+                # A clean stop says offline itself; the will covers every other way out.
+                await self._say_offline(client)
+                raise
+            finally:
+                self._client = None
+
+    async def _say_offline(self, client: aiomqtt.Client) -> None:
+        try:
+            async with asyncio.timeout(2.0):
+                await client.publish(self._status.topic, self._status.offline, qos=1, retain=True)
+        except (aiomqtt.MqttError, TimeoutError) as err:
+            log.warning("%s: could not publish offline status: %s", self.name, err)
+        self._set_state("stopped", "clean stop")
+
+    async def _dispatch(self, message: aiomqtt.Message) -> None:
+        self.stats.received += 1
+        payload = message.payload
+        if isinstance(payload, str):
+            data = payload.encode()
+        elif isinstance(payload, bytes | bytearray):
+            data = bytes(payload)
+        else:
+            data = str(payload).encode() if payload is not None else b""
+        topic = message.topic.value
+        for sub in self._subs:
+            if message.topic.matches(sub.topic_filter):
+                try:
+                    await sub.handler(topic, data)
+                except (ValueError, EdgeError) as err:
+                    # Bad payloads are counted and dropped; they never take the link down.
+                    self.stats.rejected += 1
+                    log.debug("%s: rejected message on %s: %s", self.name, topic, err)
+
+    def _set_state(self, state: str, detail: str) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        if state == "connected":
+            log.info("%s: connected to %s", self.name, detail)
+        elif state == "disconnected":
+            log.warning("%s: broker %s unavailable (%s); retrying with backoff",
+                        self.name, self.broker, detail)
+        else:
+            log.info("%s: %s (%s)", self.name, state, detail)
+        if self._on_state is not None:
+            self._on_state(state, detail)

@@ -1,0 +1,1 @@
+"""Sources: everything that brings readings and detections into the gateway."""

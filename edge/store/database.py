@@ -1,0 +1,193 @@
+"""The synchronous SQLite layer: connection set-up, migrations and every statement."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from edge.errors import SchemaTooNew, StoreError
+from edge.events import Envelope, Reading, SafetyEvent
+from edge.store.schema import LATEST_VERSION, MIGRATIONS
+
+GENESIS_HASH = "0" * 64
+
+
+def event_record(event: SafetyEvent, seq: int) -> dict[str, Any]:
+    """Return the JSON-ready form of a stored event (also the outbox payload)."""
+    return {
+        "event_id": event.event_id,
+        "seq": seq,
+        "type": event.type,
+        "severity": str(event.severity),
+        "room_id": event.room_id,
+        "source": event.source,
+        "occurred_at": event.occurred_at,
+        "data": event.data,
+    }
+
+
+class Database:
+    """One SQLite connection; every method must run on the store's own thread."""
+
+    def __init__(self, path: Path, target_version: int = LATEST_VERSION) -> None:
+        try:
+            conn = sqlite3.connect(str(path), timeout=10.0)
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot open database {path}: {err}") from err
+        self.path = path
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # FULL makes every commit durable across power loss, which events need;
+        # readings drop to NORMAL for their batches (see add_readings).
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.migrate(target_version)
+
+    def schema_version(self) -> int:
+        """Return the schema version recorded in the database (0 for a new file)."""
+        if "schema_version" not in self.db.table_names():
+            return 0
+        row = self.db.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self, target_version: int = LATEST_VERSION) -> list[int]:
+        """Apply forward migrations up to target_version; return the versions applied."""
+        with self.db.atomic():
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+                "applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            )
+        current = self.schema_version()
+        if current > LATEST_VERSION:
+            raise SchemaTooNew(current, LATEST_VERSION)
+        applied = []
+        for version in range(current + 1, target_version + 1):
+            description, script = MIGRATIONS[version - 1]
+            with self.db.atomic():
+                for statement in _statements(script):
+                    self.db.execute(statement)
+                self.db.execute(
+                    "INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                    [version, description],
+                )
+            applied.append(version)
+        return applied
+
+    def add_readings(self, readings: list[Reading]) -> None:
+        """Insert a batch of readings in one transaction."""
+        rows = [
+            {
+                "ts": r.ts, "device_id": r.device_id, "metric": r.metric,
+                "value": r.value, "unit": r.unit, "room_id": r.room_id,
+            }
+            for r in readings
+        ]
+        # Readings are many and individually cheap: a power cut may cost the last
+        # batch, never the database (WAL stays consistent with synchronous=NORMAL).
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self.db.atomic():
+                self.db["readings"].insert_all(rows)
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
+
+    def add_event(self, event: SafetyEvent, stored_at: float) -> Envelope:
+        """Give an event the next seq, store it and queue it in the outbox, atomically."""
+        with self.db.atomic():
+            seq = int(
+                self.db.execute(
+                    "UPDATE counters SET value = value + 1 WHERE name = 'event_seq' "
+                    "RETURNING value"
+                ).fetchone()[0]
+            )
+            record = event_record(event, seq)
+            data = json.dumps(event.data, sort_keys=True, separators=(",", ":"))
+            self.db.execute(
+                "INSERT INTO events (seq, event_id, type, severity, room_id, source, "
+                "occurred_at, stored_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [seq, event.event_id, event.type, str(event.severity), event.room_id,
+                 event.source, event.occurred_at, stored_at, data],
+            )
+            payload = json.dumps(record, sort_keys=True, separators=(",", ":"))
+            self.db.execute(
+                "INSERT INTO outbox (msg_class, seq, topic, payload, bytes, created_at) "
+                "VALUES ('event', ?, 'event', ?, ?, ?)",
+                [seq, payload, len(payload.encode()), stored_at],
+            )
+        return Envelope(event=event, seq=seq, stored_at=stored_at)
+
+    def append_audit(
+        self, ts: float, actor: str, action: str, target: str, detail: dict[str, Any]
+    ) -> int:
+        """Append one audit record chained to the previous one; return its id."""
+        with self.db.atomic():
+            row = self.db.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+            prev = row[0] if row else GENESIS_HASH
+            detail_json = json.dumps(detail, sort_keys=True, separators=(",", ":"))
+            digest = _audit_hash(prev, ts, actor, action, target, detail_json)
+            cursor = self.db.execute(
+                "INSERT INTO audit (ts, actor, action, target, detail, prev_hash, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [ts, actor, action, target, detail_json, prev, digest],
+            )
+            return int(cursor.lastrowid or 0)
+
+    def verify_audit(self) -> int | None:
+        """Return the id of the first audit record whose chain is broken, or None."""
+        prev = GENESIS_HASH
+        for row in self.db.query("SELECT * FROM audit ORDER BY id"):
+            expected = _audit_hash(
+                prev, row["ts"], row["actor"], row["action"], row["target"], row["detail"]
+            )
+            if row["prev_hash"] != prev or row["hash"] != expected:
+                return int(row["id"])
+            prev = row["hash"]
+        return None
+
+    def stats(self) -> dict[str, int]:
+        """Return row counts and the last issued seq."""
+        out = {t: self.db[t].count for t in ("readings", "events", "audit")}
+        out["outbox_pending"] = int(
+            self.db.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0]
+        )
+        out["last_seq"] = int(
+            self.db.execute("SELECT value FROM counters WHERE name='event_seq'").fetchone()[0]
+        )
+        return out
+
+    def integrity_check(self) -> str:
+        """Run SQLite's integrity check; 'ok' when the file is sound."""
+        return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the main file and close the connection."""
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self.db.close()
+
+
+def _audit_hash(prev: str, ts: float, actor: str, action: str, target: str, detail: str) -> str:
+    material = json.dumps([prev, repr(ts), actor, action, target, detail], separators=(",", ":"))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements, keeping trigger bodies whole."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out

@@ -1,0 +1,80 @@
+"""Schema versions of the gateway database, applied forward in order."""
+
+from __future__ import annotations
+
+# Each entry moves the schema from version N to N+1. Never edit a released entry:
+# add a new one. Every step runs in one transaction together with its version row.
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "readings, events and the per-gateway event sequence",
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO counters (name, value) VALUES ('event_seq', 0);
+        CREATE TABLE readings (
+            id INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            device_id TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            value REAL NOT NULL,
+            unit TEXT NOT NULL,
+            room_id TEXT
+        );
+        CREATE INDEX readings_ts ON readings (ts);
+        CREATE INDEX readings_device_metric_ts ON readings (device_id, metric, ts);
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            room_id TEXT,
+            source TEXT NOT NULL,
+            occurred_at REAL NOT NULL,
+            stored_at REAL NOT NULL,
+            data TEXT NOT NULL
+        );
+        CREATE INDEX events_occurred_at ON events (occurred_at);
+        """,
+    ),
+    (
+        "outbox and append-only, hash-chained audit log",
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            msg_class TEXT NOT NULL,
+            seq INTEGER,
+            topic TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            delivered_at REAL
+        );
+        CREATE INDEX outbox_pending ON outbox (msg_class, delivered_at, seq, id);
+        INSERT INTO outbox (msg_class, seq, topic, payload, bytes, created_at)
+            SELECT 'event', seq, 'event', p, length(CAST(p AS BLOB)), stored_at FROM (
+                SELECT seq, stored_at, json_object(
+                    'event_id', event_id, 'seq', seq, 'type', type, 'severity', severity,
+                    'room_id', room_id, 'source', source, 'occurred_at', occurred_at,
+                    'data', json(data)) AS p
+                FROM events);
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+        """,
+    ),
+]
+
+LATEST_VERSION = len(MIGRATIONS)

@@ -1,0 +1,96 @@
+"""The async face of the store: every call runs on one dedicated database thread."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edge.clock import Clock, SystemClock
+from edge.errors import StoreError
+from edge.events import Envelope, Reading, SafetyEvent
+from edge.store.database import Database
+from edge.store.schema import LATEST_VERSION
+
+T = TypeVar("T")
+
+DB_FILENAME = "edge.db"
+
+
+class Store:
+    """The gateway database; the only way any service reaches SQLite."""
+
+    def __init__(self, executor: ThreadPoolExecutor, database: Database, clock: Clock) -> None:
+        self._executor = executor
+        self._db = database
+        self._clock = clock
+        self._closed = False
+        self.path = database.path
+
+    @classmethod
+    async def open(
+        cls, data_dir: Path, clock: Clock | None = None, target_version: int = LATEST_VERSION
+    ) -> Store:
+        """Open (creating and migrating as needed) the database in data_dir."""
+        # One thread owns the connection: SQLite writes are serialised anyway, and
+        # keeping them off the event loop is the point.
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        loop = asyncio.get_running_loop()
+        try:
+            database = await loop.run_in_executor(
+                executor, Database, data_dir / DB_FILENAME, target_version
+            )
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(executor, database, clock or SystemClock())
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreError("store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    async def add_readings(self, readings: list[Reading]) -> None:
+        """Commit a batch of readings."""
+        if readings:
+            await self._call(self._db.add_readings, readings)
+
+    async def add_event(self, event: SafetyEvent) -> Envelope:
+        """Persist a safety event (and its outbox row) durably; return it with its seq."""
+        return await self._call(self._db.add_event, event, self._clock.now())
+
+    async def append_audit(
+        self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None
+    ) -> int:
+        """Append a record to the hash-chained audit log."""
+        return await self._call(
+            self._db.append_audit, self._clock.now(), actor, action, target, detail or {}
+        )
+
+    async def verify_audit(self) -> int | None:
+        """Return the id of the first broken audit record, or None when the chain holds."""
+        return await self._call(self._db.verify_audit)
+
+    async def stats(self) -> dict[str, int]:
+        """Return row counts and the last issued seq."""
+        return await self._call(self._db.stats)
+
+    async def schema_version(self) -> int:
+        """Return the database's schema version."""
+        return await self._call(self._db.schema_version)
+
+    async def integrity_check(self) -> str:
+        """Run SQLite's integrity check."""
+        return await self._call(self._db.integrity_check)
+
+    async def close(self) -> None:
+        """Finish queued writes, checkpoint and close; safe to call twice."""
+        if self._closed:
+            return
+        await self._call(self._db.close)
+        self._closed = True
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,1 @@
+"""Classroom device protocols, usable without the edge daemon (no import of `edge`)."""

@@ -1,0 +1,123 @@
+"""Shared fixtures: a real Mosquitto on a free port, config files, the edge CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a port that is free right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    """Wait until something accepts TCP connections on host:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+@dataclass
+class Mosquitto:
+    """A running mosquitto process."""
+
+    host: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if found is None:
+        pytest.fail("mosquitto is not installed (scripts/test installs it as root)")
+    return found
+
+
+def start_mosquitto(directory: Path, port: int | None = None) -> Mosquitto:
+    """Start mosquitto on 127.0.0.1 (a free port unless given) with a config in directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    conf = directory / f"mosquitto-{port}.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "log_dest stderr\nlog_type error\nlog_type warning\n"
+    )
+    log = open(directory / f"mosquitto-{port}.log", "wb")
+    proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=log, stderr=log)
+    try:
+        wait_for_port("127.0.0.1", port)
+    except TimeoutError:
+        proc.kill()
+        raise
+    return Mosquitto("127.0.0.1", port, proc)
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A real Mosquitto broker for the whole test session."""
+    broker = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield broker
+    broker.stop()
+
+
+def write_config(directory: Path, **overrides: object) -> Path:
+    """Write a small valid config into directory (keys in overrides replace top-level ones)."""
+    config: dict[str, object] = {
+        "site_id": "test-site",
+        "gateway_id": "gw-test",
+        "data_dir": str(directory / "data"),
+        "log": {"level": "info"},
+        "mqtt": {"local": {"url": "embedded", "embedded_port": 0,
+                           "reconnect": {"initial_s": 0.2, "max_s": 1.0}}},
+        "store": {"readings_flush_s": 0.2},
+        "rooms": [{"id": "r1", "name": "Room 1"}],
+        "devices": {"simulated": [{"id": "sim1", "room_id": "r1", "interval_s": 0.2}]},
+    }
+    config.update(overrides)
+    path = directory / "edge.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def edge_command() -> list[str]:
+    """The edge CLI of the environment running the tests."""
+    return [sys.executable, "-m", "edge"]
+
+
+def edge_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+    env.update(extra)
+    return env

@@ -1,0 +1,124 @@
+"""The supervisor: ordered start, restart with backoff, the budget, reverse stop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+from edge.backoff import Backoff
+from edge.errors import RestartBudgetExhausted
+from edge.supervisor import RestartPolicy, Supervisor
+
+FAST = RestartPolicy(max_restarts=3, window_s=60, backoff_initial_s=0.01, backoff_max_s=0.05,
+                     shutdown_timeout_s=2.0, ready_timeout_s=2.0)
+
+
+class Recorded:
+    """A service that logs what happens to it into a shared journal."""
+
+    def __init__(self, name: str, journal: list[str], crashes: int = 0,
+                 ready_delay: float = 0.0) -> None:
+        self.name = name
+        self.journal = journal
+        self.crashes_left = crashes
+        self.ready_delay = ready_delay
+
+    async def run(self, ready: Callable[[], None]) -> None:
+        self.journal.append(f"start {self.name}")
+        if self.crashes_left:
+            self.crashes_left -= 1
+            raise RuntimeError(f"{self.name} broke")
+        await asyncio.sleep(self.ready_delay)
+        ready()
+        self.journal.append(f"ready {self.name}")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.journal.append(f"stop {self.name}")
+
+
+async def test_starts_in_order_after_readiness_and_stops_in_reverse() -> None:
+    journal: list[str] = []
+    services = [Recorded("store", journal, ready_delay=0.05), Recorded("link", journal),
+                Recorded("source", journal)]
+    sup = Supervisor(services, FAST)
+    started = asyncio.Event()
+    task = asyncio.create_task(sup.run(started.set))
+    await asyncio.wait_for(started.wait(), 2)
+    sup.stop()
+    await asyncio.wait_for(task, 3)
+    assert journal == ["start store", "ready store", "start link", "ready link",
+                       "start source", "ready source",
+                       "stop source", "stop link", "stop store"]
+    assert [s["state"] for s in sup.status()] == ["stopped"] * 3
+
+
+async def test_crashing_service_is_restarted_and_others_keep_running() -> None:
+    journal: list[str] = []
+    flaky = Recorded("flaky", journal, crashes=2)
+    sup = Supervisor([Recorded("steady", journal), flaky], FAST, rng=lambda: 0.5)
+    started = asyncio.Event()
+    task = asyncio.create_task(sup.run(started.set))
+    await asyncio.wait_for(started.wait(), 2)
+    sup.stop()
+    await asyncio.wait_for(task, 3)
+    assert journal.count("start flaky") == 3 and journal.count("start steady") == 1
+    state = sup.states["flaky"]
+    assert state.restarts == 2 and "flaky broke" in state.last_error
+
+
+async def test_budget_exhausted_ends_the_run_and_stops_the_rest() -> None:
+    journal: list[str] = []
+    sup = Supervisor([Recorded("steady", journal), Recorded("doomed", journal, crashes=99)], FAST)
+    with pytest.raises(RestartBudgetExhausted) as caught:
+        await asyncio.wait_for(sup.run(), 5)
+    assert caught.value.service == "doomed" and caught.value.restarts == FAST.max_restarts + 1
+    assert journal.count("start doomed") == FAST.max_restarts + 1
+    assert "stop steady" in journal
+    assert sup.states["doomed"].state == "failed"
+
+
+async def test_stop_is_bounded_by_the_shutdown_timeout() -> None:
+    class Stubborn:
+        name = "stubborn"
+
+        async def run(self, ready: Callable[[], None]) -> None:
+            ready()
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                await asyncio.sleep(10)  # ignores the first cancel, on purpose
+
+    policy = RestartPolicy(shutdown_timeout_s=0.3)
+    sup = Supervisor([Stubborn()], policy)
+    started = asyncio.Event()
+    task = asyncio.create_task(sup.run(started.set))
+    await asyncio.wait_for(started.wait(), 2)
+    t0 = time.monotonic()
+    sup.stop()
+    await asyncio.wait_for(task, 3)
+    assert time.monotonic() - t0 < 1.5
+    assert sup.states["stubborn"].state != "stopped"
+    for pending in asyncio.all_tasks():
+        if pending.get_name() == "stubborn":
+            pending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await pending
+
+
+def test_restart_delays_double_with_jitter_inside_the_cap() -> None:
+    low = Backoff(1.0, 8.0, rng=lambda: 0.0)
+    high = Backoff(1.0, 8.0, rng=lambda: 1.0)
+    assert [low.next_delay() for _ in range(5)] == [0.5] * 5
+    assert [high.next_delay() for _ in range(5)] == [1.0, 2.0, 4.0, 8.0, 8.0]
+    high.reset()
+    assert high.next_delay() == 1.0
+    sup = Supervisor([], RestartPolicy(backoff_initial_s=1, backoff_max_s=4), rng=lambda: 1.0)
+    from edge.supervisor import ServiceState
+
+    state = ServiceState("x")
+    delays = [sup._record_crash(state, RuntimeError()) for _ in range(4)]
+    assert delays == [1.0, 2.0, 4.0, 4.0]
