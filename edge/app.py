@@ -100,7 +100,7 @@ class Gateway:
             self._status_topic(),
             keepalive_s=cfg.mqtt.local.keepalive_s,
             backoff=Backoff(cfg.mqtt.local.reconnect.initial_s, cfg.mqtt.local.reconnect.max_s),
-            on_state=lambda state, detail: notify(f"STATUS=local MQTT {state}: {detail}"),
+            on_state=self._report_link_state,
         )
         self.recorder = Recorder(self.bus, store, cfg.store.readings_batch_max,
                                  cfg.store.readings_flush_s)
@@ -112,6 +112,10 @@ class Gateway:
         if interval is not None:
             services.append(WatchdogPinger(interval))
         return services
+
+    def _report_link_state(self, state: str, detail: str) -> None:
+        # systemctl status shows this line, so "broker unreachable" is visible there.
+        notify(f"STATUS=local MQTT {state}: {detail}")
 
     def request_stop(self) -> None:
         """Begin a clean stop (what SIGTERM does)."""

@@ -22,7 +22,7 @@ class Backoff:
         ceiling = min(self.max_s, self.initial_s * 2**self.attempt)
         self.attempt += 1
         # Full jitter spreads dozens of gateways reconnecting after a broker restart.
-        return self.initial_s / 2 + self._rng() * (ceiling - self.initial_s / 2)
+        return float(self.initial_s / 2 + self._rng() * (ceiling - self.initial_s / 2))
 
     def reset(self) -> None:
         """Start again from the initial delay (after a success)."""

@@ -241,6 +241,7 @@ class RoomConfig(StrictModel):
 
 
 SimMetric = Literal["temperature", "humidity", "co2", "pm25", "illuminance", "noise"]
+DEFAULT_SIM_METRICS: tuple[SimMetric, ...] = ("temperature", "humidity", "co2")
 
 
 class SimulatedSensorConfig(StrictModel):
@@ -250,7 +251,7 @@ class SimulatedSensorConfig(StrictModel):
     room_id: Identifier = Field(description="Room the device is in; must be listed in rooms.")
     interval_s: float = Field(5.0, gt=0, le=3600, description="Seconds between readings.")
     metrics: list[SimMetric] = Field(
-        default_factory=lambda: ["temperature", "humidity", "co2"],
+        default_factory=lambda: list(DEFAULT_SIM_METRICS),
         min_length=1,
         description="Metrics it reports.",
     )

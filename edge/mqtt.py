@@ -86,7 +86,8 @@ class MqttLink:
         self._on_state = on_state
         self._subs: list[_Subscription] = []
         self._client: aiomqtt.Client | None = None
-        self.state = "disconnected"
+        # Not "disconnected": the first failed attempt must count as a change and be logged.
+        self.state = "starting"
         self.broker = ""
         self.stats = LinkStats()
 

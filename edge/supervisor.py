@@ -83,11 +83,11 @@ class Supervisor:
                 await self._wait_ready(service, task, ready)
             if on_started is not None:
                 on_started()
-            stop_wait = asyncio.create_task(self._stop.wait())
+            stop_wait: asyncio.Task[object] = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait({stop_wait, *tasks}, return_when=asyncio.FIRST_COMPLETED)
             stop_wait.cancel()
-            for task in done - {stop_wait}:
-                task.result()  # re-raises RestartBudgetExhausted
+            for finished in done - {stop_wait}:
+                finished.result()  # re-raises RestartBudgetExhausted
         finally:
             await self._shutdown(tasks)
 
@@ -152,16 +152,19 @@ class Supervisor:
             raise RestartBudgetExhausted(state.name, recent, self._policy.window_s) from err
         ceiling = min(self._policy.backoff_max_s, self._policy.backoff_initial_s * 2 ** (recent - 1))
         # Equal jitter: at least half the ceiling, so restarts never spin.
-        return ceiling / 2 + self._rng() * ceiling / 2
+        return float(ceiling / 2 + self._rng() * ceiling / 2)
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._policy.shutdown_timeout_s
         # Reverse start order: sources stop before the sinks that drain them.
         for task in reversed(tasks):
-            task.cancel()
-            remaining = max(0.0, deadline - loop.time())
-            done, _ = await asyncio.wait({task}, timeout=remaining)
+            done: set[asyncio.Task[None]] = set()
+            # Cancel again until it ends: on Python 3.11 asyncio.wait_for (used inside
+            # client libraries) can swallow a cancel that races with its result.
+            while not done and (remaining := deadline - loop.time()) > 0:
+                task.cancel()
+                done, _ = await asyncio.wait({task}, timeout=min(remaining, 0.25))
             if not done:
                 log.error("service %s did not stop within the shutdown timeout", task.get_name())
             elif not task.cancelled() and task.exception() is not None:

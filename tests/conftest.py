@@ -60,7 +60,9 @@ class Mosquitto:
 
 
 def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    found = shutil.which("mosquitto")
+    if found is None and Path("/usr/sbin/mosquitto").exists():
+        found = "/usr/sbin/mosquitto"  # Debian puts it in sbin, often not on a user's PATH
     if found is None:
         pytest.fail("mosquitto is not installed (scripts/test installs it as root)")
     return found
@@ -75,8 +77,8 @@ def start_mosquitto(directory: Path, port: int | None = None) -> Mosquitto:
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
         "log_dest stderr\nlog_type error\nlog_type warning\n"
     )
-    log = open(directory / f"mosquitto-{port}.log", "wb")
-    proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=log, stderr=log)
+    with open(directory / f"mosquitto-{port}.log", "wb") as log:
+        proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=log, stderr=log)
     try:
         wait_for_port("127.0.0.1", port)
     except TimeoutError:

@@ -81,19 +81,24 @@ async def test_budget_exhausted_ends_the_run_and_stops_the_rest() -> None:
     assert sup.states["doomed"].state == "failed"
 
 
-async def test_stop_is_bounded_by_the_shutdown_timeout() -> None:
+async def test_stop_recancels_and_is_bounded_by_the_shutdown_timeout() -> None:
     class Stubborn:
         name = "stubborn"
+        ignored = 0
+        release = False
 
         async def run(self, ready: Callable[[], None]) -> None:
             ready()
-            try:
-                await asyncio.sleep(10)
-            except asyncio.CancelledError:
-                await asyncio.sleep(10)  # ignores the first cancel, on purpose
+            while True:
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    if self.release:
+                        raise
+                    self.ignored += 1  # swallows cancels, as a buggy library might
 
-    policy = RestartPolicy(shutdown_timeout_s=0.3)
-    sup = Supervisor([Stubborn()], policy)
+    stubborn = Stubborn()
+    sup = Supervisor([stubborn], RestartPolicy(shutdown_timeout_s=0.8))
     started = asyncio.Event()
     task = asyncio.create_task(sup.run(started.set))
     await asyncio.wait_for(started.wait(), 2)
@@ -101,7 +106,9 @@ async def test_stop_is_bounded_by_the_shutdown_timeout() -> None:
     sup.stop()
     await asyncio.wait_for(task, 3)
     assert time.monotonic() - t0 < 1.5
+    assert stubborn.ignored >= 2  # the cancel was sent again, not just once
     assert sup.states["stubborn"].state != "stopped"
+    stubborn.release = True
     for pending in asyncio.all_tasks():
         if pending.get_name() == "stubborn":
             pending.cancel()

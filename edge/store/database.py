@@ -93,7 +93,7 @@ class Database:
         self.db.execute("PRAGMA synchronous=NORMAL")
         try:
             with self.db.atomic():
-                self.db["readings"].insert_all(rows)
+                self.db.table("readings").insert_all(rows)
         finally:
             self.db.execute("PRAGMA synchronous=FULL")
 
