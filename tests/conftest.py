@@ -68,13 +68,19 @@ def mosquitto_binary() -> str:
     return found
 
 
-def start_mosquitto(directory: Path, port: int | None = None) -> Mosquitto:
-    """Start mosquitto on 127.0.0.1 (a free port unless given) with a config in directory."""
+def start_mosquitto(directory: Path, port: int | None = None, extra: str = "") -> Mosquitto:
+    """Start mosquitto on 127.0.0.1 (a free port unless given) with a config in directory.
+
+    extra holds more listener settings; without it anonymous clients are allowed.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     conf = directory / f"mosquitto-{port}.conf"
+    # As root, mosquitto drops to its own user, which cannot read pytest's 0700 temp
+    # dirs (password files, certificates); a throwaway test broker may stay root.
+    stay = "user root\n" if os.geteuid() == 0 else ""
     conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        f"{stay}listener {port} 127.0.0.1\n{extra or 'allow_anonymous true'}\npersistence false\n"
         "log_dest stderr\nlog_type error\nlog_type warning\n"
     )
     with open(directory / f"mosquitto-{port}.log", "wb") as log:
