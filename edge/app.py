@@ -49,6 +49,8 @@ class Gateway:
         self.health: HealthMonitor | None = None
         self.ready_at: float | None = None
         self.devices_online_at_stop = 0
+        # Read secrets now, before the loop runs: fail fast (exit 2), never block the loop.
+        self._local_password = config.mqtt.local.resolve_password("mqtt.local")
 
     def _endpoint_factory(self) -> Callable[[], BrokerEndpoint]:
         local = self.config.mqtt.local
@@ -68,7 +70,7 @@ class Gateway:
             cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
             key_file=str(tls.key_file) if tls and tls.key_file else None,
             username=local.username,
-            password=local.resolve_password("mqtt.local"),
+            password=self._local_password,
         )
         return lambda: endpoint
 
