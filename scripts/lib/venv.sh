@@ -21,10 +21,21 @@ ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
     local py; py="$(find_python)"
     echo "creating $VENV with $py" >&2
-    "$py" -m venv "$VENV" || {
-      echo "error: '$py -m venv' failed; on Debian/Ubuntu: apt-get install python3-venv" >&2
-      return 1
-    }
+    if ! "$py" -m venv "$VENV" 2>/dev/null; then
+      rm -rf "$VENV"
+      # Debian/Ubuntu ship venv (ensurepip) separately.
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        local ver; ver="$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+        echo "installing python${ver}-venv (apt-get)" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "python${ver}-venv" >&2 ||
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+        "$py" -m venv "$VENV"
+      else
+        echo "error: '$py -m venv' failed; run 'sudo apt-get install python3-venv' and retry" >&2
+        return 1
+      fi
+    fi
   fi
   local stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
