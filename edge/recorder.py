@@ -41,9 +41,11 @@ class Recorder:
                             batch.append(await self._sub.get())
                     except TimeoutError:
                         break
-                await self._store.add_readings(batch)
-                self.recorded += len(batch)
-                batch = []
+                # Hand the batch over before awaiting: if we are cancelled mid-write the
+                # store still finishes it, and the flush below must not write it twice.
+                pending, batch = batch, []
+                self.recorded += len(pending)  # handed over = written (the store shields it)
+                await self._store.add_readings(pending)
         finally:
             while (item := self._sub.get_nowait()) is not None:
                 batch.append(item)

@@ -148,3 +148,11 @@ def test_data_dir_that_cannot_be_created(tmp_path: Path) -> None:
     with pytest.raises(DataDirUnusable, match="not usable"):
         prepare_data_dir(blocker / "data")
     assert prepare_data_dir(tmp_path / "new" / "dir").is_dir()
+
+
+async def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    from edge.errors import StoreError
+
+    (tmp_path / DB_FILENAME).write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open"):
+        await Store.open(tmp_path)

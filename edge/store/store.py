@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,6 +44,9 @@ class Store:
             database = await loop.run_in_executor(
                 executor, Database, data_dir / DB_FILENAME, target_version
             )
+        except sqlite3.Error as err:
+            executor.shutdown(wait=False)
+            raise StoreError(f"cannot open {data_dir / DB_FILENAME}: {err}") from err
         except BaseException:
             executor.shutdown(wait=False)
             raise
@@ -52,7 +56,10 @@ class Store:
         if self._closed:
             raise StoreError("store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        future = loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        # Shielded: a caller cancelled mid-write (shutdown) must not cancel the queued
+        # job, or data it handed over would silently never be written.
+        return await asyncio.shield(future)
 
     async def add_readings(self, readings: list[Reading]) -> None:
         """Commit a batch of readings."""

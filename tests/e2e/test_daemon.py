@@ -34,10 +34,13 @@ def notify_socket(tmp_path: Path) -> socket.socket:
     return sock
 
 
-def receive_until(sock: socket.socket, wanted: str) -> list[str]:
-    """Read notify datagrams until one starts with wanted."""
+def receive_until(sock: socket.socket, wanted: str, timeout: float = 15.0) -> list[str]:
+    """Read notify datagrams until one starts with wanted (watchdog pings keep coming)."""
     seen: list[str] = []
+    deadline = time.monotonic() + timeout
     while not any(m.startswith(wanted) for m in seen):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {wanted!r} within {timeout}s; got {sorted(set(seen))}")
         seen.append(sock.recv(4096).decode())
     return seen
 
@@ -61,8 +64,11 @@ async def test_runs_under_notify_publishes_and_stops_cleanly_on_sigterm(
     config = write_config(tmp_path, gateway_id="gw-sigterm", mqtt=local_mqtt(mosquitto))
     sock = notify_socket(tmp_path)
     env = edge_env(NOTIFY_SOCKET=str(tmp_path / "notify.sock"), WATCHDOG_USEC="200000")
-    proc = subprocess.Popen([*edge_command(), "run", "--config", str(config)],
-                            env=env, stderr=subprocess.PIPE, text=True)
+    log_path = tmp_path / "daemon.log"
+    # A file, not a pipe: a pipe nobody reads until exit can fill and stall the daemon.
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen([*edge_command(), "run", "--config", str(config)],
+                                env=env, stderr=log_file)
     try:
         await asyncio.to_thread(receive_until, sock, "READY=1")
         await asyncio.to_thread(receive_until, sock, "STATUS=local MQTT connected")
@@ -83,7 +89,7 @@ async def test_runs_under_notify_publishes_and_stops_cleanly_on_sigterm(
         if proc.poll() is None:
             proc.kill()
         sock.close()
-    stderr = proc.stderr.read() if proc.stderr else ""
+    stderr = log_path.read_text()
     assert "Traceback" not in stderr and " ERROR " not in stderr
     conn = sqlite3.connect(tmp_path / "data" / DB_FILENAME)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
