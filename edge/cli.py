@@ -39,7 +39,36 @@ def _parser() -> argparse.ArgumentParser:
                       help="console port (accepted; the console arrives with the alerts issue)")
     demo.add_argument("--uplink", default=None,
                       help="central broker URL (accepted; forwarding arrives with the uplink issue)")
+    simulate = sub.add_parser("simulate", help="simulate classroom devices",
+                              description="Simulate classroom devices for demos and bench tests.")
+    devices = simulate.add_subparsers(dest="device", required=True, metavar="DEVICE")
+    node = devices.add_parser(
+        "node", help="a sensor node speaking node protocol v1",
+        description="A sensor node speaking node protocol v1 on a serial port or a new pty.",
+    )
+    where = node.add_mutually_exclusive_group(required=True)
+    where.add_argument("--serial", metavar="PATH", help="serial device to speak on")
+    where.add_argument("--pty", action="store_true", help="open a pseudo-terminal and print its path")
+    node.add_argument("--node-id", default="sim-node-1", help="node id sent in HELLO")
+    node.add_argument("--interval", type=float, default=5.0, help="seconds between TELEMETRY")
+    node.add_argument("--garbage-every", type=int, default=0,
+                      help="inject line noise before every Nth report (0 = never)")
+    node.add_argument("--panic-every", type=float, default=0.0,
+                      help="press the panic button every S seconds (0 = never)")
     return parser
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from firmware_bridge.errors import TransportError
+    from firmware_bridge.simulator import simulate
+
+    try:
+        asyncio.run(simulate(None if args.pty else args.serial, args.node_id, args.interval,
+                             args.garbage_every, args.panic_every))
+    except TransportError as err:
+        print(f"edge: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
 
 
 def _check_config(path: Path) -> int:
@@ -75,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check_config(args.path)
         if args.command == "run":
             return _run(args.config)
+        if args.command == "simulate":
+            return _simulate(args)
         if args.command == "demo":
             from edge.demo import run_demo
 

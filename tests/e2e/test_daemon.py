@@ -175,8 +175,8 @@ async def test_restart_budget_exhausted_exits_non_zero(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-@pytest.mark.parametrize("command", ["run", "check-config", "version", "demo"])
+@pytest.mark.parametrize("command", ["run", "check-config", "version", "demo", "simulate node"])
 def test_every_command_has_help(command: str) -> None:
-    result = subprocess.run([*edge_command(), command, "--help"], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([*edge_command(), *command.split(), "--help"], capture_output=True,
+                            text=True, timeout=60)
     assert result.returncode == 0 and "usage: edge" in result.stdout

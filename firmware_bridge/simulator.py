@@ -1,0 +1,172 @@
+"""A classroom sensor node that speaks node protocol v1: for demos, tests and bench work."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+
+from firmware_bridge.node_protocol import (
+    READING_KINDS,
+    Ack,
+    Command,
+    CommandAction,
+    Event,
+    EventCode,
+    FrameDecoder,
+    Hello,
+    Message,
+    Nack,
+    NackReason,
+    ReadingKind,
+    Telemetry,
+    encode_frame,
+)
+from firmware_bridge.streams import ByteStream, SerialStream, open_pty
+
+FIRMWARE = "sim-1.0.0"
+# Typical occupied-classroom values and step sizes of the slow random walk.
+_TYPICAL = {
+    ReadingKind.TEMPERATURE: (22.0, 0.05), ReadingKind.HUMIDITY: (45.0, 0.2),
+    ReadingKind.CO2: (700.0, 12.0), ReadingKind.PM25: (12.0, 0.6),
+    ReadingKind.ILLUMINANCE: (420.0, 8.0), ReadingKind.NOISE: (48.0, 1.0),
+}
+_BOUNDS = {
+    ReadingKind.TEMPERATURE: (10.0, 35.0), ReadingKind.HUMIDITY: (10.0, 90.0),
+    ReadingKind.CO2: (400.0, 5000.0), ReadingKind.PM25: (0.0, 500.0),
+    ReadingKind.ILLUMINANCE: (0.0, 2000.0), ReadingKind.NOISE: (25.0, 110.0),
+}
+
+
+@dataclass
+class SimulatedNode:
+    """The node's behaviour without any I/O: frames out for time and bytes in."""
+
+    node_id: str
+    interval_s: float = 5.0
+    rng: random.Random = field(default_factory=random.Random)
+    relays: dict[int, bool] = field(default_factory=dict)
+    lights: dict[int, int] = field(default_factory=dict)
+    ir_sent: list[bytes] = field(default_factory=list)
+    alarms: dict[ReadingKind, bool] = field(default_factory=dict)
+    motion: bool = False
+
+    def __post_init__(self) -> None:
+        self._seq = 0
+        self._decoder = FrameDecoder()
+        self._values = {kind: typical for kind, (typical, _) in _TYPICAL.items()}
+
+    @property
+    def decoder_stats(self) -> dict[str, int]:
+        """Counters of what the node received."""
+        return dict(vars(self._decoder.stats))
+
+    def frame(self, message: Message) -> bytes:
+        """Encode a message with the node's next sequence number."""
+        self._seq = (self._seq + 1) & 0xFFFF
+        return encode_frame(message, self._seq)
+
+    def hello(self) -> bytes:
+        """The HELLO a node sends after it starts."""
+        caps = frozenset(READING_KINDS)
+        return self.frame(Hello(self.node_id, FIRMWARE, caps, frozenset(CommandAction)))
+
+    def telemetry(self) -> bytes:
+        """One TELEMETRY frame: drifting measurements and the binary states."""
+        readings: list[tuple[ReadingKind, float]] = []
+        for kind, (typical, step) in _TYPICAL.items():
+            low, high = _BOUNDS[kind]
+            value = self._values[kind] + (typical - self._values[kind]) * 0.02
+            value = min(high, max(low, value + self.rng.gauss(0, step)))
+            self._values[kind] = value
+            readings.append((kind, value))
+        self.motion = self.rng.random() < 0.3
+        readings.append((ReadingKind.MOTION, float(self.motion)))
+        for kind in (ReadingKind.DOOR_OPEN, ReadingKind.SMOKE_ALARM, ReadingKind.PANIC_BUTTON):
+            readings.append((kind, float(self.alarms.get(kind, False))))
+        return self.frame(Telemetry(tuple(readings)))
+
+    def raise_alarm(self, kind: ReadingKind, active: bool = True) -> bytes:
+        """Set or clear an alarm input and return the EVENT frame that reports it."""
+        self.alarms[kind] = active
+        if kind is ReadingKind.PANIC_BUTTON and active:
+            return self.frame(Event(EventCode.BUTTON_PRESSED, kind))
+        return self.frame(Event(EventCode.ALARM_RAISED if active else EventCode.ALARM_CLEARED, kind))
+
+    def receive(self, data: bytes) -> list[bytes]:
+        """Take bytes from the gateway; return replies (HELLO to a HELLO, ACK/NACK to a COMMAND)."""
+        replies = []
+        for frame in self._decoder.feed(data):
+            if isinstance(frame.message, Hello):
+                # A gateway that (re)opened the port missed our start-up HELLO: repeat it.
+                replies.append(self.hello())
+            elif isinstance(frame.message, Command):
+                reason = self._obey(frame.message)
+                reply: Message = Ack(frame.seq) if reason is None else Nack(frame.seq, reason)
+                replies.append(self.frame(reply))
+        return replies
+
+    def _obey(self, command: Command) -> NackReason | None:
+        if command.action is CommandAction.RELAY:
+            if command.channel > 3:
+                return NackReason.BAD_ARGUMENT  # the simulated board has relays 0-3
+            self.relays[command.channel] = bool(command.value)
+        elif command.action is CommandAction.LIGHT_LEVEL:
+            self.lights[command.channel] = command.value
+        elif command.action is CommandAction.IR_CODE:
+            self.ir_sent.append(command.data)
+        else:
+            self.interval_s = float(command.value)
+        return None
+
+
+async def run_node(
+    node: SimulatedNode, stream: ByteStream, garbage_every: int = 0, panic_every_s: float = 0.0
+) -> None:
+    """Speak for the node on a stream until cancelled or the stream fails.
+
+    garbage_every: put line noise before every Nth TELEMETRY frame (0 = never).
+    panic_every_s: press the panic button on this schedule (0 = never); released 1 s later.
+    """
+    loop = asyncio.get_running_loop()
+    await stream.write(node.hello())
+    next_report = loop.time()
+    next_panic = loop.time() + panic_every_s if panic_every_s else float("inf")
+    release_at = float("inf")
+    sent = 0
+    while True:
+        if loop.time() >= next_panic:
+            await stream.write(node.raise_alarm(ReadingKind.PANIC_BUTTON))
+            next_panic += panic_every_s
+            release_at = loop.time() + 1.0
+        if loop.time() >= release_at:
+            await stream.write(node.raise_alarm(ReadingKind.PANIC_BUTTON, active=False))
+            release_at = float("inf")
+        if loop.time() >= next_report:
+            frame = node.telemetry()
+            sent += 1
+            if garbage_every and sent % garbage_every == 0:
+                # Line noise: random bytes, then a delimiter so the gateway can resync.
+                frame = bytes(node.rng.randrange(1, 256) for _ in range(17)) + b"\x00" + frame
+            await stream.write(frame)
+            next_report = loop.time() + node.interval_s
+        data = await stream.read()
+        for reply in node.receive(data) if data else []:
+            await stream.write(reply)
+
+
+async def simulate(serial_path: str | None, node_id: str, interval_s: float,
+                   garbage_every: int = 0, panic_every_s: float = 0.0) -> None:
+    """Run one simulated node on a serial device, or on a new pty whose path is printed."""
+    stream: ByteStream
+    if serial_path is None:
+        stream, path = open_pty()
+        print(f"simulated node {node_id} on {path}", flush=True)
+    else:
+        stream = await SerialStream.open(serial_path)
+        print(f"simulated node {node_id} on {serial_path}", flush=True)
+    try:
+        node = SimulatedNode(node_id, interval_s=interval_s)
+        await run_node(node, stream, garbage_every=garbage_every, panic_every_s=panic_every_s)
+    finally:
+        stream.close()
