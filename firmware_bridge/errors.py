@@ -14,3 +14,13 @@ class TransportError(BridgeError):
         self.port = port
         self.reason = reason
         super().__init__(f"{port}: {reason}")
+
+
+class CommandTimeout(BridgeError):
+    """A node did not answer a command within the timeout."""
+
+    def __init__(self, port: str, seq: int, timeout_s: float) -> None:
+        self.port = port
+        self.seq = seq
+        self.timeout_s = timeout_s
+        super().__init__(f"{port}: no ACK/NACK for seq {seq} within {timeout_s:g}s")
