@@ -10,7 +10,7 @@ import aiomqtt
 import pytest
 
 from edge.embedded_broker import EmbeddedBroker
-from tests.conftest import free_port
+from tests.conftest import cancel_and_wait, free_port
 
 
 async def start(broker: EmbeddedBroker) -> asyncio.Task[None]:
@@ -34,9 +34,7 @@ async def test_serves_retained_messages_on_the_wanted_port() -> None:
                 message = await anext(aiter(sub.messages))
         assert message.payload == b"online" and message.retain
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
     assert broker.port is None
 
 
@@ -56,6 +54,4 @@ async def test_taken_port_falls_back_to_a_free_one_and_says_so(
             async with aiomqtt.Client("127.0.0.1", broker.port) as client:
                 await client.publish("x", b"1", qos=1)
         finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)

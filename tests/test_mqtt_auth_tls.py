@@ -12,7 +12,7 @@ from edge.app import Gateway
 from edge.backoff import Backoff
 from edge.config_loader import load_config
 from edge.mqtt import BrokerEndpoint, MqttLink, StatusTopic
-from tests.conftest import start_mosquitto, write_config
+from tests.conftest import cancel_and_wait, start_mosquitto, write_config
 from tests.tls_certs import CertSet, make_certs
 
 
@@ -32,9 +32,7 @@ async def outcome(link: MqttLink, seconds: float = 2.0) -> str:
     except TimeoutError:
         pass
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
     return "connected" if link.stats.connects else link.state
 
 

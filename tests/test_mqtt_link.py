@@ -14,7 +14,7 @@ import pytest
 from edge.backoff import Backoff
 from edge.errors import MqttUnavailable
 from edge.mqtt import BrokerEndpoint, MqttLink, StatusTopic
-from tests.conftest import Mosquitto, free_port, start_mosquitto
+from tests.conftest import Mosquitto, cancel_and_wait, free_port, start_mosquitto
 
 OFFLINE = b'{"state":"offline"}'
 
@@ -53,9 +53,7 @@ async def test_online_on_connect_and_offline_on_clean_stop(mosquitto: Mosquitto)
     task = asyncio.create_task(link.run(lambda: None))
     await wait_until(lambda: link.state == "connected")
     assert (await retained(mosquitto.port, topic))["state"] == "online"
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
     assert (await retained(mosquitto.port, topic))["state"] == "offline"
     assert link.state == "stopped"
 
@@ -77,9 +75,7 @@ async def test_subscribe_publish_and_bad_payloads_do_not_kill_the_link(mosquitto
     assert got == [{"ok": 1}] and link.stats.rejected == 1 and link.state == "connected"
     await link.publish("t/out", b"x", qos=1)
     assert link.stats.published == 1
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
     with pytest.raises(MqttUnavailable):
         await link.publish("t/out", b"x")
 
@@ -109,7 +105,5 @@ async def test_unreachable_broker_is_retried_and_logged_once_per_change(
         assert sum("unavailable" in m for m in messages) == 2
         assert link.stats.connects == 2
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         late.stop()

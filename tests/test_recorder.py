@@ -11,6 +11,7 @@ from edge.bus import Bus
 from edge.events import Reading
 from edge.recorder import Recorder
 from edge.store import Store
+from tests.conftest import cancel_and_wait
 
 
 @pytest.mark.parametrize("stop_after_s", [0.0, 0.001, 0.005, 0.02, 0.2])
@@ -24,9 +25,7 @@ async def test_cancel_at_any_moment_records_every_reading_exactly_once(
         bus.publish(Reading("d", "co2", float(i), "ppm", float(i)))
     task = asyncio.create_task(recorder.run(lambda: None))
     await asyncio.sleep(stop_after_s)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
     stats = await store.stats()
     await store.close()
     assert stats["readings"] == 2000

@@ -11,6 +11,7 @@ import pytest
 from edge.backoff import Backoff
 from edge.errors import RestartBudgetExhausted
 from edge.supervisor import RestartPolicy, Supervisor
+from tests.conftest import cancel_and_wait
 
 FAST = RestartPolicy(max_restarts=3, window_s=60, backoff_initial_s=0.01, backoff_max_s=0.05,
                      shutdown_timeout_s=2.0, ready_timeout_s=2.0)
@@ -111,9 +112,7 @@ async def test_stop_recancels_and_is_bounded_by_the_shutdown_timeout() -> None:
     stubborn.release = True
     for pending in asyncio.all_tasks():
         if pending.get_name() == "stubborn":
-            pending.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await pending
+            await cancel_and_wait(pending)
 
 
 def test_restart_delays_double_with_jitter_inside_the_cap() -> None:

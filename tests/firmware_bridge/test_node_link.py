@@ -23,6 +23,7 @@ from firmware_bridge.node_protocol import (
 )
 from firmware_bridge.simulator import SimulatedNode, run_node
 from firmware_bridge.streams import FdStream, open_pty
+from tests.conftest import cancel_and_wait
 
 
 class Plug:
@@ -41,9 +42,7 @@ class Plug:
 
     async def unplug(self) -> None:
         assert self.task is not None and self.master is not None
-        self.task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await self.task
+        await cancel_and_wait(self.task)
         self.link_path.unlink()
         self.master.close()  # the gateway's open handle now reads EIO
 
@@ -80,9 +79,7 @@ async def test_reads_frames_runs_commands_and_survives_unplug(tmp_path: Path) ->
         assert link.stats.opens == 2
         assert isinstance(await link.send(Command(CommandAction.RELAY, channel=0, value=1)), Ack)
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         if plug.task is not None and not plug.task.done():
             await plug.unplug()
 
@@ -97,7 +94,5 @@ async def test_a_silent_node_times_out_a_command(tmp_path: Path) -> None:
             await link.send(Command(CommandAction.RELAY, channel=0, value=1))
         assert link.stats.timeouts == 1
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         master.close()

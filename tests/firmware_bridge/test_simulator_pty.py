@@ -25,6 +25,7 @@ from firmware_bridge.node_protocol import (
 )
 from firmware_bridge.simulator import SimulatedNode, run_node
 from firmware_bridge.streams import SerialStream, open_pty
+from tests.conftest import cancel_and_wait
 
 
 async def frames_until(port: SerialStream, decoder: FrameDecoder, want: type,
@@ -69,9 +70,7 @@ async def test_node_over_pty_reports_and_obeys_commands() -> None:
         await frames_until(port, decoder, Telemetry)
         assert decoder.stats.frames >= 4 and decoder.stats.rejected >= 1
     finally:
-        sim.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await sim
+        await cancel_and_wait(sim)
         port.close()
         master.close()
 
