@@ -121,3 +121,49 @@ def open_pty() -> tuple[FdStream, str]:
     path = os.ttyname(slave)
     # Keep the slave open here too, so the master sees no EIO before a peer opens it.
     return FdStream(master, path, companion_fd=slave), path
+
+
+class TcpStream:
+    """A TCP connection, e.g. to a serial-to-Ethernet converter in the classroom."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.name = name
+
+    @classmethod
+    async def open(cls, address: str, connect_timeout_s: float = 5.0) -> TcpStream:
+        """Connect to 'host:port' ('[v6addr]:port' for IPv6); raise TransportError on failure."""
+        host, _, port = address.rpartition(":")
+        host = host.strip("[]")
+        try:
+            async with asyncio.timeout(connect_timeout_s):
+                reader, writer = await asyncio.open_connection(host, int(port))
+        except (OSError, ValueError, TimeoutError) as err:
+            raise TransportError(address, str(err) or type(err).__name__) from err
+        return cls(reader, writer, address)
+
+    async def read(self) -> bytes:
+        """Read what arrives within one poll interval; TransportError when the peer closed."""
+        try:
+            async with asyncio.timeout(POLL_S):
+                data = await self._reader.read(READ_CHUNK)
+        except TimeoutError:
+            return b""
+        except OSError as err:
+            raise TransportError(self.name, str(err)) from err
+        if not data:
+            raise TransportError(self.name, "connection closed by peer")
+        return data
+
+    async def write(self, data: bytes) -> None:
+        """Write all bytes and wait until they are handed to the kernel."""
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except OSError as err:
+            raise TransportError(self.name, str(err)) from err
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._writer.close()
