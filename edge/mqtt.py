@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiomqtt
 
@@ -61,7 +61,6 @@ class StatusTopic:
     topic: str
     online: Callable[[], bytes]
     offline: bytes
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class MqttLink:

@@ -6,6 +6,7 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
+from firmware_bridge.drift import DRIFTS
 from firmware_bridge.node_protocol import (
     READING_KINDS,
     Ack,
@@ -25,19 +26,6 @@ from firmware_bridge.node_protocol import (
 from firmware_bridge.streams import ByteStream, SerialStream, open_pty
 
 FIRMWARE = "sim-1.0.0"
-# Typical occupied-classroom values and step sizes of the slow random walk.
-_TYPICAL = {
-    ReadingKind.TEMPERATURE: (22.0, 0.05), ReadingKind.HUMIDITY: (45.0, 0.2),
-    ReadingKind.CO2: (700.0, 12.0), ReadingKind.PM25: (12.0, 0.6),
-    ReadingKind.ILLUMINANCE: (420.0, 8.0), ReadingKind.NOISE: (48.0, 1.0),
-}
-_BOUNDS = {
-    ReadingKind.TEMPERATURE: (10.0, 35.0), ReadingKind.HUMIDITY: (10.0, 90.0),
-    ReadingKind.CO2: (400.0, 5000.0), ReadingKind.PM25: (0.0, 500.0),
-    ReadingKind.ILLUMINANCE: (0.0, 2000.0), ReadingKind.NOISE: (25.0, 110.0),
-}
-
-
 @dataclass
 class SimulatedNode:
     """The node's behaviour without any I/O: frames out for time and bytes in."""
@@ -54,7 +42,7 @@ class SimulatedNode:
     def __post_init__(self) -> None:
         self._seq = 0
         self._decoder = FrameDecoder()
-        self._values = {kind: typical for kind, (typical, _) in _TYPICAL.items()}
+        self._values = {kind: drift.typical for kind, drift in DRIFTS.items()}
 
     @property
     def decoder_stats(self) -> dict[str, int]:
@@ -74,12 +62,9 @@ class SimulatedNode:
     def telemetry(self) -> bytes:
         """One TELEMETRY frame: drifting measurements and the binary states."""
         readings: list[tuple[ReadingKind, float]] = []
-        for kind, (typical, step) in _TYPICAL.items():
-            low, high = _BOUNDS[kind]
-            value = self._values[kind] + (typical - self._values[kind]) * 0.02
-            value = min(high, max(low, value + self.rng.gauss(0, step)))
-            self._values[kind] = value
-            readings.append((kind, value))
+        for kind, drift in DRIFTS.items():
+            self._values[kind] = drift.next(self._values[kind], self.rng)
+            readings.append((kind, self._values[kind]))
         self.motion = self.rng.random() < 0.3
         readings.append((ReadingKind.MOTION, float(self.motion)))
         for kind in (ReadingKind.DOOR_OPEN, ReadingKind.SMOKE_ALARM, ReadingKind.PANIC_BUTTON):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -33,6 +34,11 @@ class KindSpec:
     binary: bool = False  # 0/1 states rather than measurements
 
     @property
+    def decimals(self) -> int:
+        """Decimal places the wire format can carry (0.01 -> 2)."""
+        return max(0, round(-math.log10(self.scale)))
+
+    @property
     def size(self) -> int:
         """Bytes the raw value takes on the wire."""
         return struct.calcsize(">" + self.fmt)
@@ -59,3 +65,5 @@ READING_KINDS: dict[ReadingKind, KindSpec] = {
     ReadingKind.SMOKE_ALARM: KindSpec("smoke_alarm", "", "B", 1.0, binary=True),
     ReadingKind.PANIC_BUTTON: KindSpec("panic_button", "", "B", 1.0, binary=True),
 }
+
+KIND_BY_METRIC: dict[str, ReadingKind] = {spec.metric: kind for kind, spec in READING_KINDS.items()}
