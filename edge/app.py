@@ -13,16 +13,20 @@ from edge import __version__
 from edge.backoff import Backoff
 from edge.bus import Bus
 from edge.clock import Clock, SystemClock, iso_utc
+from edge.commands import CommandService
+from edge.commands.local_topic import LocalCommandTopic
 from edge.config import EdgeConfig
+from edge.device_services import build_device_services
 from edge.embedded_broker import HOST as EMBEDDED_HOST
 from edge.embedded_broker import EmbeddedBroker
 from edge.errors import RestartBudgetExhausted
+from edge.events import Envelope, SafetyEvent
+from edge.ha_discovery import HomeAssistantDiscovery
 from edge.health import HealthMonitor
 from edge.local_publisher import LocalPublisher
 from edge.mqtt import BrokerEndpoint, MqttLink, StatusTopic
 from edge.recorder import Recorder
 from edge.sdnotify import WatchdogPinger, notify, watchdog_interval
-from edge.sources.simulated import SimulatedSensor
 from edge.store import Store, prepare_data_dir
 from edge.supervisor import RestartPolicy, Service, Supervisor
 
@@ -47,6 +51,7 @@ class Gateway:
         self.link: MqttLink | None = None
         self.recorder: Recorder | None = None
         self.health: HealthMonitor | None = None
+        self.commands: CommandService | None = None
         self.ready_at: float | None = None
         self.devices_online_at_stop = 0
         # Read secrets now, before the loop runs: fail fast (exit 2), never block the loop.
@@ -109,11 +114,28 @@ class Gateway:
         self.health = HealthMonitor(self.bus)
         services += [self.link, self.recorder,
                      LocalPublisher(self.bus, self.link, cfg.local_topic_prefix()), self.health]
-        services += [SimulatedSensor(dev, self.bus, self.clock) for dev in cfg.devices.simulated]
+        self.commands = CommandService(store, self.clock)
+        services.append(LocalCommandTopic(self.link, self.commands, cfg.local_topic_prefix(),
+                                          self.clock))
+        if cfg.mqtt.local.discovery.enabled:
+            rooms = {r.id: r.name or r.id for r in cfg.rooms}
+            info = {d.id: (d.name or d.id, d.type, rooms.get(d.room_id, d.room_id)) for d in cfg.devices}
+            services.append(HomeAssistantDiscovery(self.bus, self.link, cfg.local_topic_prefix(),
+                                                   cfg.mqtt.local.discovery.prefix, cfg.gateway_id,
+                                                   info))
+        services += build_device_services(cfg, self.bus, self.clock, self.link, self.commands,
+                                          self.record_event)
         interval = watchdog_interval()
         if interval is not None:
             services.append(WatchdogPinger(interval))
         return services
+
+    async def record_event(self, event: SafetyEvent) -> Envelope:
+        """Persist a safety event (giving it its seq), then tell the bus."""
+        assert self.store is not None, "the store opens before any service runs"
+        envelope = await self.store.add_event(event)
+        self.bus.publish(envelope)
+        return envelope
 
     def _report_link_state(self, state: str, detail: str) -> None:
         # systemctl status shows this line, so "broker unreachable" is visible there.

@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from edge.errors import SecretUnavailable
+from edge.config_base import Identifier, SecretSource, StrictModel, located
+from edge.config_devices import DeviceConfig, check_devices
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def located(message: str, *path: str | int) -> ValueError:
-    """Build a cross-field error that points at a key below the model raising it."""
-    # Pydantic gives a model validator's error the model's own location; the config
-    # loader reads this marker to point the installer at the exact key instead.
-    dotted = ".".join(str(p) for p in path)
-    return ValueError(f"[at {dotted}] {message}")
-
-
-def _check_id(value: str) -> str:
-    if not _ID_RE.match(value):
-        raise ValueError(
-            "must be 1-64 letters, digits, '_', '.', '-' starting with a letter or digit "
-            "(it is used in MQTT topics, so no '/', '+', '#' or spaces)"
-        )
-    return value
-
-
-Identifier = Annotated[str, AfterValidator(_check_id)]
+__all__ = ["EdgeConfig", "Identifier", "SecretSource", "StrictModel", "located"]
 
 
 def _check_topic_prefix(value: str) -> str:
@@ -43,53 +22,6 @@ def _check_topic_prefix(value: str) -> str:
     if not filled.strip("/") or "+" in filled or "#" in filled:
         raise ValueError("must be a non-empty topic without '+' or '#'")
     return value
-
-
-class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecretSource(StrictModel):
-    """Where a secret comes from: an environment variable or a file, never the YAML."""
-
-    password_env: str | None = Field(
-        None, description="Name of the environment variable that holds the password."
-    )
-    password_file: Path | None = Field(
-        None, description="Path of a file whose content (trailing newline stripped) is the password."
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_secret(cls, data: object) -> object:
-        if isinstance(data, dict) and "password" in data:
-            raise located(
-                "inline passwords are not allowed; use password_env or password_file",
-                "password",
-            )
-        return data
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SecretSource:
-        if self.password_env and self.password_file:
-            raise located("set password_env or password_file, not both", "password_file")
-        return self
-
-    def resolve_password(self, where: str) -> str | None:
-        """Read the password from its env var or file; None when none is configured."""
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise SecretUnavailable(where, f"environment variable {self.password_env} is not set")
-            return value
-        if self.password_file:
-            try:
-                return self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as err:
-                raise SecretUnavailable(where, f"cannot read {self.password_file}: {err}") from err
-        return None
 
 
 class TlsConfig(StrictModel):
@@ -122,6 +54,15 @@ class ReconnectConfig(StrictModel):
         return self
 
 
+class DiscoveryConfig(StrictModel):
+    """Home Assistant MQTT discovery, so a local Home Assistant or Node-RED sees the devices."""
+
+    enabled: bool = Field(True, description="Publish retained discovery configs for every metric.")
+    prefix: str = Field(
+        "homeassistant", min_length=1, description="Home Assistant's discovery prefix."
+    )
+
+
 class LocalMqttConfig(SecretSource):
     """The classroom's own broker: where readings and status are published locally."""
 
@@ -152,6 +93,9 @@ class LocalMqttConfig(SecretSource):
     )
     reconnect: ReconnectConfig = Field(
         default_factory=ReconnectConfig, description="Backoff between reconnect attempts."
+    )
+    discovery: DiscoveryConfig = Field(
+        default_factory=DiscoveryConfig, description="Home Assistant MQTT discovery."
     )
 
     @model_validator(mode="after")
@@ -240,31 +184,6 @@ class RoomConfig(StrictModel):
     name: str = Field("", description="Human name shown on the console.")
 
 
-SimMetric = Literal["temperature", "humidity", "co2", "pm25", "illuminance", "noise"]
-DEFAULT_SIM_METRICS: tuple[SimMetric, ...] = ("temperature", "humidity", "co2")
-
-
-class SimulatedSensorConfig(StrictModel):
-    """A simulated environment sensor (for demos and tests)."""
-
-    id: Identifier = Field(description="Device id.")
-    room_id: Identifier = Field(description="Room the device is in; must be listed in rooms.")
-    interval_s: float = Field(5.0, gt=0, le=3600, description="Seconds between readings.")
-    metrics: list[SimMetric] = Field(
-        default_factory=lambda: list(DEFAULT_SIM_METRICS),
-        min_length=1,
-        description="Metrics it reports.",
-    )
-
-
-class DevicesConfig(StrictModel):
-    """Devices attached to this gateway."""
-
-    simulated: list[SimulatedSensorConfig] = Field(
-        default_factory=list, description="Simulated sensors."
-    )
-
-
 class EdgeConfig(StrictModel):
     """The whole gateway configuration."""
 
@@ -280,8 +199,8 @@ class EdgeConfig(StrictModel):
     )
     store: StoreConfig = Field(default_factory=StoreConfig, description="SQLite store tuning.")
     rooms: list[RoomConfig] = Field(default_factory=list, description="Rooms this gateway serves.")
-    devices: DevicesConfig = Field(
-        default_factory=DevicesConfig, description="Devices attached to this gateway."
+    devices: list[DeviceConfig] = Field(
+        default_factory=list, description="Devices attached to this gateway, each with a type."
     )
 
     @model_validator(mode="after")
@@ -290,16 +209,7 @@ class EdgeConfig(StrictModel):
         for i, room_id in enumerate(room_ids):
             if room_ids.index(room_id) != i:
                 raise located(f"room id {room_id!r} is used twice", "rooms", i, "id")
-        seen: set[str] = set()
-        for i, dev in enumerate(self.devices.simulated):
-            if dev.id in seen:
-                raise located(f"device id {dev.id!r} is used twice", "devices", "simulated", i, "id")
-            seen.add(dev.id)
-            if dev.room_id not in room_ids:
-                raise located(
-                    f"room {dev.room_id!r} is not defined under rooms",
-                    "devices", "simulated", i, "room_id",
-                )
+        check_devices(self.devices, room_ids)
         return self
 
     def local_topic_prefix(self) -> str:

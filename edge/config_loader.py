@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from edge.config import EdgeConfig
+from edge.config_devices import DEVICE_MODELS
 from edge.errors import ConfigError, ConfigProblem
 
 Loc = tuple[str | int, ...]
@@ -67,7 +68,10 @@ def _parse(text: str, name: str) -> tuple[EdgeConfig | None, list[ConfigProblem]
 
 
 def _problem(name: str, error: Any, lines: dict[Loc, int]) -> ConfigProblem:
-    loc: Loc = tuple(error["loc"])
+    tagged: Loc = tuple(error["loc"])
+    # A device's errors carry its type tag as an extra path step (devices.0.node.port);
+    # the YAML has no such key, so drop it for the line and the dotted path.
+    loc = _untagged(tagged)
     message: str = error["msg"]
     match = _LOCATED.match(message)
     if match:
@@ -76,10 +80,16 @@ def _problem(name: str, error: Any, lines: dict[Loc, int]) -> ConfigProblem:
     elif message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        message = "unknown key" + _suggestion(loc)
+        message = "unknown key" + _suggestion(tagged)
     elif error["type"] == "missing":
         message = "required key is missing"
     return ConfigProblem(name, _line_for(loc, lines), _dotted(loc), message)
+
+
+def _untagged(loc: Loc) -> Loc:
+    if len(loc) >= 3 and loc[0] == "devices" and isinstance(loc[1], int) and loc[2] in DEVICE_MODELS:
+        return loc[:2] + loc[3:]
+    return loc
 
 
 def _suggestion(loc: Loc) -> str:
@@ -98,7 +108,11 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
             continue
         field = model.model_fields.get(part)
         if field is None:
-            return None
+            tagged = DEVICE_MODELS.get(part)
+            if tagged is None:
+                return None
+            model = tagged
+            continue
         inner = _inner_model(field.annotation)
         if inner is None:
             return None

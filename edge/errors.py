@@ -81,3 +81,20 @@ class MqttUnavailable(EdgeError):
     def __init__(self, broker: str) -> None:
         self.broker = broker
         super().__init__(f"MQTT broker {broker} is not connected")
+
+
+class CommandRejected(EdgeError):
+    """A command was refused before it reached a device (bad payload, unknown device or action)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class CommandFailed(EdgeError):
+    """A device did not carry out a command (refused it, timed out, or is unreachable)."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        self.status = status  # "failed" or "timeout"
+        self.reason = reason
+        super().__init__(f"{status}: {reason}")

@@ -114,7 +114,7 @@ def write_config(directory: Path, **overrides: object) -> Path:
                            "reconnect": {"initial_s": 0.2, "max_s": 1.0}}},
         "store": {"readings_flush_s": 0.2},
         "rooms": [{"id": "r1", "name": "Room 1"}],
-        "devices": {"simulated": [{"id": "sim1", "room_id": "r1", "interval_s": 0.2}]},
+        "devices": [{"id": "sim1", "type": "simulated", "room_id": "r1", "interval_s": 0.2}],
     }
     config.update(overrides)
     path = directory / "edge.yaml"

@@ -44,6 +44,14 @@ async def test_upgrade_from_every_earlier_version_keeps_data(
         "INSERT INTO events VALUES (1, 'e-1', 'smoke_alarm', 'critical', 'r1', 'node:n1', 5.0, 6.0,"
         " '{\"zone\":2}')"
     )
+    if start_version >= 2:
+        # From version 2 on, a release wrote the outbox row in the same transaction.
+        conn.execute(
+            "INSERT INTO outbox (msg_class, seq, topic, payload, bytes, created_at) VALUES "
+            "('event', 1, 'event', json_object('event_id', 'e-1', 'seq', 1, 'type', 'smoke_alarm',"
+            " 'severity', 'critical', 'room_id', 'r1', 'source', 'node:n1', 'occurred_at', 5.0,"
+            " 'data', json('{\"zone\":2}')), 10, 6.0)"
+        )
     conn.commit()
     conn.close()
     await old.close()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from edge.bus import Bus
 from edge.clock import Clock
-from edge.config import SimulatedSensorConfig
+from edge.config_devices import SimulatedSensorConfig
 from edge.events import DeviceStatus, Reading
 from firmware_bridge.drift import DRIFTS
 from firmware_bridge.node_protocol.kinds import KIND_BY_METRIC, READING_KINDS

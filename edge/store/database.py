@@ -138,6 +138,32 @@ class Database:
             )
             return int(cursor.lastrowid or 0)
 
+    def claim_command(
+        self, command_id: str, device_id: str, action: str, args: dict[str, Any], actor: str,
+        ts: float,
+    ) -> dict[str, Any] | None:
+        """Record a command as running; if its id was seen before, return that earlier row."""
+        with self.db.atomic():
+            row = self.db.execute(
+                "SELECT status, result FROM commands WHERE command_id = ?", [command_id]
+            ).fetchone()
+            if row is not None:
+                return {"status": row[0], "result": json.loads(row[1]) if row[1] else None}
+            self.db.execute(
+                "INSERT INTO commands (command_id, device_id, action, args, actor, received_at, "
+                "status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
+                [command_id, device_id, action, json.dumps(args, sort_keys=True), actor, ts],
+            )
+        return None
+
+    def finish_command(self, command_id: str, status: str, result: dict[str, Any], ts: float) -> None:
+        """Store a command's outcome."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE commands SET status = ?, result = ?, finished_at = ? WHERE command_id = ?",
+                [status, json.dumps(result, sort_keys=True), ts, command_id],
+            )
+
     def verify_audit(self) -> int | None:
         """Return the id of the first audit record whose chain is broken, or None."""
         prev = GENESIS_HASH

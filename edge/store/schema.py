@@ -75,6 +75,23 @@ MIGRATIONS: list[tuple[str, str]] = [
             BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
         """,
     ),
+    (
+        "commands: one row per command_id, so a redelivered command never runs twice",
+        """
+        CREATE TABLE commands (
+            command_id TEXT PRIMARY KEY,
+            device_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            args TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            status TEXT NOT NULL,
+            result TEXT,
+            finished_at REAL
+        );
+        CREATE INDEX commands_received_at ON commands (received_at);
+        """,
+    ),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

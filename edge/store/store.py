@@ -78,6 +78,17 @@ class Store:
             self._db.append_audit, self._clock.now(), actor, action, target, detail or {}
         )
 
+    async def claim_command(
+        self, command_id: str, device_id: str, action: str, args: dict[str, Any], actor: str
+    ) -> dict[str, Any] | None:
+        """Record a command as running; return the earlier row if its id was seen before."""
+        return await self._call(self._db.claim_command, command_id, device_id, action, args,
+                                actor, self._clock.now())
+
+    async def finish_command(self, command_id: str, status: str, result: dict[str, Any]) -> None:
+        """Store a command's outcome."""
+        await self._call(self._db.finish_command, command_id, status, result, self._clock.now())
+
     async def verify_audit(self) -> int | None:
         """Return the id of the first broken audit record, or None when the chain holds."""
         return await self._call(self._db.verify_audit)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import random
 from pathlib import Path
 
 import pytest
@@ -21,36 +19,9 @@ from firmware_bridge.node_protocol import (
     NackReason,
     Telemetry,
 )
-from firmware_bridge.simulator import SimulatedNode, run_node
-from firmware_bridge.streams import FdStream, open_pty
+from firmware_bridge.streams import open_pty
 from tests.conftest import cancel_and_wait
-
-
-class Plug:
-    """A node behind a stable by-id style symlink that can be unplugged and plugged back."""
-
-    def __init__(self, link_path: Path) -> None:
-        self.link_path = link_path
-        self.master: FdStream | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.node = SimulatedNode("node-a", interval_s=0.1, rng=random.Random(3))
-
-    def plug(self) -> None:
-        self.master, pty_path = open_pty()
-        os.symlink(pty_path, self.link_path)
-        self.task = asyncio.create_task(run_node(self.node, self.master))
-
-    async def unplug(self) -> None:
-        assert self.task is not None and self.master is not None
-        await cancel_and_wait(self.task)
-        self.link_path.unlink()
-        self.master.close()  # the gateway's open handle now reads EIO
-
-
-async def wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
+from tests.node_plug import Plug, wait_for
 
 
 async def test_reads_frames_runs_commands_and_survives_unplug(tmp_path: Path) -> None:

@@ -1,0 +1,40 @@
+"""Composition of the device layer: one service per configured device (or shared bus)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from edge.bus import Bus
+from edge.clock import Clock
+from edge.commands import CommandService
+from edge.config import EdgeConfig
+from edge.config_devices import MqttSensorConfig, NodeDeviceConfig, SimulatedSensorConfig
+from edge.events import Envelope, SafetyEvent
+from edge.mqtt import MqttLink
+from edge.sources.mqtt_sensors import MqttSensorSource
+from edge.sources.nodes import NodeSource
+from edge.sources.simulated import SimulatedSensor
+from edge.supervisor import Service
+
+RecordEvent = Callable[[SafetyEvent], Awaitable[Envelope]]
+
+
+def build_device_services(
+    config: EdgeConfig, bus: Bus, clock: Clock, link: MqttLink, commands: CommandService,
+    record_event: RecordEvent,
+) -> list[Service]:
+    """Create the sources for every configured device and register the commandable ones."""
+    services: list[Service] = []
+    mqtt_sensors: list[MqttSensorConfig] = []
+    for dev in config.devices:
+        if isinstance(dev, NodeDeviceConfig):
+            node = NodeSource(dev, bus, clock, record_event)
+            commands.register(dev.id, "node", node.execute)
+            services.append(node)
+        elif isinstance(dev, SimulatedSensorConfig):
+            services.append(SimulatedSensor(dev, bus, clock))
+        elif isinstance(dev, MqttSensorConfig):
+            mqtt_sensors.append(dev)
+    if mqtt_sensors:
+        services.append(MqttSensorSource(mqtt_sensors, link, bus, clock))
+    return services

@@ -1,0 +1,166 @@
+"""Sensor nodes through the whole gateway: readings, availability, events, commands, discovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+from firmware_bridge.node_protocol import ReadingKind
+from firmware_bridge.streams import open_pty
+from tests.conftest import Mosquitto
+from tests.gateway_harness import gateway_config_path, running_gateway, watching
+from tests.node_plug import Plug
+
+
+def node_device(port: Path, **extra: object) -> dict[str, object]:
+    return {"id": "node1", "type": "node", "room_id": "r1", "port": str(port), "heartbeat_s": 0.5,
+            "missed_heartbeats": 2, "reopen_max_s": 0.5, **extra}
+
+
+async def test_node_readings_events_availability_and_replug(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    plug = Plug(tmp_path / "usb-node1-if00", node_id="node1", interval_s=0.2)
+    plug.plug()
+    prefix = f"t/{tmp_path.name}"
+    path = gateway_config_path(tmp_path, mosquitto, [node_device(plug.link_path)])
+    async with watching(mosquitto, f"{prefix}/#", "homeassistant/#") as mqtt, \
+            running_gateway(path) as gateway:
+        status = f"{prefix}/device/node1/status"
+        online = await mqtt.wait_json(status, lambda b: b["online"])
+        assert "node1 firmware sim-1.0.0" in online["detail"]
+        co2 = await mqtt.wait_json(f"{prefix}/reading/node1/co2")
+        assert co2["unit"] == "ppm" and 300 <= co2["value"] <= 5000 and co2["room_id"] == "r1"
+        # Home Assistant sees the node's metrics, retained.
+        discovery = await mqtt.wait_json("homeassistant/sensor/gw-test_node1/co2/config")
+        assert discovery["state_topic"] == f"{prefix}/reading/node1/co2"
+        assert discovery["device_class"] == "carbon_dioxide"
+        smoke = await mqtt.wait_json("homeassistant/binary_sensor/gw-test_node1/smoke_alarm/config")
+        assert smoke["device_class"] == "smoke"
+
+        # A panic-button press is stored with a seq and then published.
+        assert plug.master is not None
+        await plug.master.write(plug.node.raise_alarm(ReadingKind.PANIC_BUTTON))
+        event = await mqtt.wait_json(f"{prefix}/event", lambda b: b["type"] == "panic_button")
+        assert event["severity"] == "critical" and event["room_id"] == "r1" and event["seq"] >= 1
+        assert event["source"] == "device:node1"
+
+        # Unplug: offline. Plug back in: online, and readings resume within 5 s.
+        await plug.unplug()
+        await mqtt.wait_json(status, lambda b: not b["online"], timeout=5)
+        before = len(mqtt.json_on(f"{prefix}/reading/node1/co2"))
+        plug.plug()
+        loop = asyncio.get_running_loop()
+        returned = loop.time()
+        await mqtt.wait_json(status, lambda b: b["online"] and b["ts"] > online["ts"], timeout=5)
+        async with asyncio.timeout(5):
+            while len(mqtt.json_on(f"{prefix}/reading/node1/co2")) <= before:
+                await asyncio.sleep(0.05)
+        assert loop.time() - returned < 5
+        await plug.unplug()
+        store = gateway.store
+        assert store is not None
+    conn = sqlite3.connect(tmp_path / "data" / "edge.db")
+    (stored,) = conn.execute("SELECT type FROM events WHERE seq = ?", [event["seq"]]).fetchone()
+    assert stored == "panic_button"
+    assert conn.execute("SELECT count(*) FROM readings WHERE device_id='node1'").fetchone()[0] > 0
+
+
+async def test_node_falls_silent_then_offline(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    # A port that stays open but whose node stops talking: offline after the missed heartbeats.
+    plug = Plug(tmp_path / "usb-node1-if00", node_id="node1", interval_s=0.2)
+    plug.plug()
+    prefix = f"t/{tmp_path.name}"
+    path = gateway_config_path(tmp_path, mosquitto, [node_device(plug.link_path)])
+    async with watching(mosquitto, f"{prefix}/device/#") as mqtt, running_gateway(path):
+        status = f"{prefix}/device/node1/status"
+        await mqtt.wait_json(status, lambda b: b["online"])
+        assert plug.task is not None
+        plug.task.cancel()  # firmware hangs; the pty stays open
+        offline = await mqtt.wait_json(status, lambda b: not b["online"], timeout=5)
+        assert "no frame for 1s" in offline["detail"]
+        assert plug.master is not None
+        plug.master.close()
+
+
+def command(command_id: str, action: str, **args: object) -> bytes:
+    return json.dumps({"command_id": command_id, "action": action, "args": args}).encode()
+
+
+async def test_commands_run_once_and_bad_ones_are_rejected(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    plug = Plug(tmp_path / "usb-node1-if00", node_id="node1", interval_s=0.5)
+    plug.plug()
+    # A second node whose firmware never answers: commands time out after the retries.
+    master, silent_path = open_pty()
+    os.symlink(silent_path, tmp_path / "usb-silent-if00")
+    prefix = f"t/{tmp_path.name}"
+    devices = [node_device(plug.link_path, command_timeout_s=0.3, command_retries=1),
+               node_device(tmp_path / "usb-silent-if00", id="silent", command_timeout_s=0.2,
+                           command_retries=1)]
+    path = gateway_config_path(tmp_path, mosquitto, devices)
+    async with watching(mosquitto, f"{prefix}/device/+/cmd/result", f"{prefix}/device/+/status") as mqtt, \
+            running_gateway(path) as gateway:
+        await mqtt.wait_json(f"{prefix}/device/node1/status", lambda b: b["online"])
+        cmd_topic, result_topic = f"{prefix}/device/node1/cmd", f"{prefix}/device/node1/cmd/result"
+
+        async def send(payload: bytes, command_id: str | None, topic: str = cmd_topic,
+                       results: str = result_topic) -> dict[str, object]:
+            seen = len(mqtt.json_on(results))
+            await mqtt.client.publish(topic, payload, qos=1)
+            async with asyncio.timeout(5):
+                while True:
+                    fresh = mqtt.json_on(results)[seen:]
+                    matching = [r for r in fresh if r["command_id"] == (command_id or "")]
+                    if matching:
+                        return matching[0]
+                    await asyncio.sleep(0.02)
+
+        ok = await send(command("c1", "relay", channel=1, state="on"), "c1")
+        assert ok["status"] == "ok" and not ok["duplicate"]
+        assert plug.node.relays == {1: True}
+        # Redelivered: not run again (the relay we switched back by hand stays off).
+        plug.node.relays[1] = False
+        again = await send(command("c1", "relay", channel=1, state="on"), "c1")
+        assert again["status"] == "ok" and again["duplicate"] is True
+        assert plug.node.relays == {1: False}
+
+        light = await send(command("c2", "light", level=40), "c2")
+        assert light["status"] == "ok" and plug.node.lights == {0: 40}
+        nack = await send(command("c3", "relay", channel=9, state="on"), "c3")
+        assert nack["status"] == "failed" and "bad_argument" in str(nack["reason"])
+
+        bad = {
+            b"\xff\xfe not utf-8": (None, "not UTF-8"),
+            b"{not json": (None, "not JSON"),
+            b"[1, 2]": (None, "JSON object"),
+            command("c4", "light", level="high"): ("c4", "args.level"),
+            command("c5", "toggle"): ("c5", "unknown action 'toggle'"),
+            command("c6", "relay", channel=0, state="on", extra=1): ("c6", "args.extra"),
+            json.dumps({"command_id": "c7", "action": "relay", "args": {"state": "on"},
+                        "blob": "x" * 1_000_000}).encode(): (None, "exceeds"),
+        }
+        for payload, (command_id, reason) in bad.items():
+            result = await send(payload, command_id)
+            assert result["status"] == "rejected", result
+            assert reason in str(result["reason"]), (reason, result)
+        unknown = await send(command("c8", "relay", state="on"), "c8",
+                             f"{prefix}/device/ghost/cmd", f"{prefix}/device/ghost/cmd/result")
+        assert unknown["status"] == "rejected" and "unknown device" in str(unknown["reason"])
+
+        silent = await send(command("c9", "relay", state="on"), "c9", f"{prefix}/device/silent/cmd",
+                            f"{prefix}/device/silent/cmd/result")
+        assert silent["status"] == "timeout" and "2 attempts" in str(silent["reason"])
+
+        # Still alive and obeying after all that.
+        final = await send(command("c10", "relay", channel=2, state="on"), "c10")
+        assert final["status"] == "ok" and plug.node.relays[2] is True
+        assert gateway.store is not None and await gateway.store.verify_audit() is None
+        await plug.unplug()
+    master.close()
+    conn = sqlite3.connect(tmp_path / "data" / "edge.db")
+    actions = [r[0] for r in conn.execute("SELECT action FROM audit")]
+    assert actions.count("command.rejected") == len(bad) + 1
+    assert actions.count("command.finished") == 5  # c1, c2, c3, c9, c10: each once
+    rows = dict(conn.execute("SELECT command_id, status FROM commands").fetchall())
+    assert rows == {"c1": "ok", "c2": "ok", "c3": "failed", "c9": "timeout", "c10": "ok"}
