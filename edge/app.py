@@ -16,6 +16,7 @@ from edge.clock import Clock, SystemClock, iso_utc
 from edge.commands import CommandService
 from edge.commands.local_topic import LocalCommandTopic
 from edge.config import EdgeConfig
+from edge.config_devices import PjlinkDeviceConfig
 from edge.device_services import build_device_services
 from edge.embedded_broker import HOST as EMBEDDED_HOST
 from edge.embedded_broker import EmbeddedBroker
@@ -52,10 +53,15 @@ class Gateway:
         self.recorder: Recorder | None = None
         self.health: HealthMonitor | None = None
         self.commands: CommandService | None = None
+        self.services: list[Service] = []
         self.ready_at: float | None = None
         self.devices_online_at_stop = 0
         # Read secrets now, before the loop runs: fail fast (exit 2), never block the loop.
         self._local_password = config.mqtt.local.resolve_password("mqtt.local")
+        self._device_passwords = {
+            dev.id: dev.resolve_password(f"devices[{i}] ({dev.id})")
+            for i, dev in enumerate(config.devices) if isinstance(dev, PjlinkDeviceConfig)
+        }
 
     def _endpoint_factory(self) -> Callable[[], BrokerEndpoint]:
         local = self.config.mqtt.local
@@ -124,7 +130,7 @@ class Gateway:
                                                    cfg.mqtt.local.discovery.prefix, cfg.gateway_id,
                                                    info))
         services += build_device_services(cfg, self.bus, self.clock, self.link, self.commands,
-                                          self.record_event)
+                                          self.record_event, self._device_passwords)
         interval = watchdog_interval()
         if interval is not None:
             services.append(WatchdogPinger(interval))
@@ -157,7 +163,7 @@ class Gateway:
         store = self.store = await Store.open(data_dir, self.clock)
         loop = asyncio.get_running_loop()
         try:
-            services = self.build_services(store)
+            services = self.services = self.build_services(store)
             self.supervisor = Supervisor(services, RestartPolicy(**self.config.supervisor.model_dump()))
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)

@@ -8,11 +8,17 @@ from edge.bus import Bus
 from edge.clock import Clock
 from edge.commands import CommandService
 from edge.config import EdgeConfig
-from edge.config_devices import MqttSensorConfig, NodeDeviceConfig, SimulatedSensorConfig
+from edge.config_devices import (
+    MqttSensorConfig,
+    NodeDeviceConfig,
+    PjlinkDeviceConfig,
+    SimulatedSensorConfig,
+)
 from edge.events import Envelope, SafetyEvent
 from edge.mqtt import MqttLink
 from edge.sources.mqtt_sensors import MqttSensorSource
 from edge.sources.nodes import NodeSource
+from edge.sources.projectors import ProjectorSource
 from edge.sources.simulated import SimulatedSensor
 from edge.supervisor import Service
 
@@ -21,7 +27,7 @@ RecordEvent = Callable[[SafetyEvent], Awaitable[Envelope]]
 
 def build_device_services(
     config: EdgeConfig, bus: Bus, clock: Clock, link: MqttLink, commands: CommandService,
-    record_event: RecordEvent,
+    record_event: RecordEvent, passwords: dict[str, str | None],
 ) -> list[Service]:
     """Create the sources for every configured device and register the commandable ones."""
     services: list[Service] = []
@@ -31,6 +37,10 @@ def build_device_services(
             node = NodeSource(dev, bus, clock, record_event)
             commands.register(dev.id, "node", node.execute)
             services.append(node)
+        elif isinstance(dev, PjlinkDeviceConfig):
+            projector = ProjectorSource(dev, passwords.get(dev.id), bus, clock)
+            commands.register(dev.id, "pjlink", projector.execute)
+            services.append(projector)
         elif isinstance(dev, SimulatedSensorConfig):
             services.append(SimulatedSensor(dev, bus, clock))
         elif isinstance(dev, MqttSensorConfig):

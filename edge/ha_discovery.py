@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from edge.bus import Bus, DropPolicy
@@ -40,7 +40,7 @@ class HomeAssistantDiscovery:
     name = "ha-discovery"
 
     def __init__(self, bus: Bus, link: MqttLink, prefix: str, discovery_prefix: str, gateway_id: str,
-                 device_info: dict[str, tuple[str, str, str]]) -> None:
+                 device_info: Mapping[str, tuple[str, str, str]]) -> None:
         """device_info maps device id -> (display name, device type, room name)."""
         self._sub = bus.subscribe("ha-discovery", (Reading,), maxsize=2000,
                                   policy=DropPolicy.DROP_OLDEST)

@@ -49,9 +49,9 @@ class PowerArgs(Args):
 
 
 class InputArgs(Args):
-    """Select a projector input by its PJLink code (type digit 1-9, then number 1-9)."""
+    """Select a projector input by PJLink code: type 1-5 (RGB/video/digital/storage/network), number 1-9."""
 
-    source: str = Field(pattern=r"^[1-9][1-9]$")
+    source: str = Field(pattern=r"^[1-5][1-9]$")
 
 
 ACTIONS: dict[str, dict[str, type[Args]]] = {

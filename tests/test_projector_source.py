@@ -1,0 +1,78 @@
+"""PJLink projectors through the whole gateway: status polls, commands, refused auth, silence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from firmware_bridge.pjlink.simulator import SimulatedProjector
+from tests.conftest import Mosquitto
+from tests.gateway_harness import gateway_config_path, running_gateway, watching
+
+
+def projector_device(device_id: str, port: int, **extra: object) -> dict[str, object]:
+    return {"id": device_id, "type": "pjlink", "room_id": "r1", "host": "127.0.0.1", "port": port,
+            "password_env": "PJLINK_TEST_PASSWORD", "poll_s": 0.3, "timeout_s": 0.5,
+            "missed_polls": 2, **extra}
+
+
+async def test_projector_status_commands_and_faults(tmp_path: Path, mosquitto: Mosquitto,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PJLINK_TEST_PASSWORD", "JBMIAProjectorLink")
+    good = SimulatedProjector("JBMIAProjectorLink", warm_up_s=0.2, cool_down_s=0.2,
+                              lamp_hours=1234)
+    refusing = SimulatedProjector("JBMIAProjectorLink")
+    refusing.refuse_auth = True
+    silent = SimulatedProjector("JBMIAProjectorLink")
+    silent.silent = True
+    ports = [await p.start() for p in (good, refusing, silent)]
+    devices = [projector_device("proj1", ports[0]), projector_device("proj-refusing", ports[1]),
+               projector_device("proj-silent", ports[2])]
+    prefix = f"t/{tmp_path.name}"
+    path = gateway_config_path(tmp_path, mosquitto, devices)
+    try:
+        async with watching(mosquitto, f"{prefix}/#") as mqtt, running_gateway(path):
+            await mqtt.wait_json(f"{prefix}/device/proj1/status", lambda b: b["online"])
+            lamp = await mqtt.wait_json(f"{prefix}/reading/proj1/lamp_hours")
+            assert lamp["value"] == 1234 and lamp["unit"] == "h"
+            await mqtt.wait_json(f"{prefix}/reading/proj1/power", lambda b: b["value"] == 0)
+
+            await mqtt.client.publish(f"{prefix}/device/proj1/cmd", json.dumps(
+                {"command_id": "p1", "action": "power", "args": {"state": "on"}}).encode(), qos=1)
+            result = await mqtt.wait_json(f"{prefix}/device/proj1/cmd/result")
+            assert result["status"] == "ok", result
+            await mqtt.wait_json(f"{prefix}/reading/proj1/power", lambda b: b["value"] == 1)
+            await asyncio.sleep(0.3)  # warmed up: inputs can be chosen now
+            await mqtt.client.publish(f"{prefix}/device/proj1/cmd", json.dumps(
+                {"command_id": "p2", "action": "input", "args": {"source": "32"}}).encode(), qos=1)
+            result = await mqtt.wait_json(f"{prefix}/device/proj1/cmd/result",
+                                          lambda b: b["command_id"] == "p2")
+            assert result["status"] == "ok" and good.input == "32"
+            await mqtt.client.publish(f"{prefix}/device/proj1/cmd", json.dumps(
+                {"command_id": "p3", "action": "input", "args": {"source": "99"}}).encode(), qos=1)
+            bad = await mqtt.wait_json(f"{prefix}/device/proj1/cmd/result",
+                                       lambda b: b["command_id"] == "p3")
+            assert bad["status"] == "rejected" and "args.source" in bad["reason"]
+
+            refused = await mqtt.wait_json(f"{prefix}/device/proj-refusing/status",
+                                           lambda b: not b["online"])
+            assert refused["detail"] == "authentication refused"
+            gone = await mqtt.wait_json(f"{prefix}/device/proj-silent/status",
+                                        lambda b: not b["online"])
+            assert "no greeting within 0.5s" in gone["detail"], gone
+            await mqtt.client.publish(f"{prefix}/device/proj-silent/cmd", json.dumps(
+                {"command_id": "p4", "action": "power", "args": {"state": "off"}}).encode(), qos=1)
+            result = await mqtt.wait_json(f"{prefix}/device/proj-silent/cmd/result")
+            assert result["status"] == "timeout"
+            await mqtt.client.publish(f"{prefix}/device/proj-refusing/cmd", json.dumps(
+                {"command_id": "p5", "action": "power", "args": {"state": "on"}}).encode(), qos=1)
+            result = await mqtt.wait_json(f"{prefix}/device/proj-refusing/cmd/result")
+            assert result["status"] == "failed" and "authentication" in result["reason"]
+            # The good projector kept being polled meanwhile.
+            await mqtt.wait_json(f"{prefix}/reading/proj1/power", lambda b: b["value"] == 1)
+    finally:
+        for projector in (good, refusing, silent):
+            await projector.stop()
