@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="inject line noise before every Nth report (0 = never)")
     node.add_argument("--panic-every", type=float, default=0.0,
                       help="press the panic button every S seconds (0 = never)")
+    node.add_argument("--dropout-every", type=float, default=0.0,
+                      help="fall silent every S seconds, like a hung node (0 = never)")
+    node.add_argument("--dropout-for", type=float, default=10.0,
+                      help="how long each dropout lasts, seconds (default 10)")
     return parser
 
 
@@ -64,7 +68,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(simulate(None if args.pty else args.serial, args.node_id, args.interval,
-                             args.garbage_every, args.panic_every))
+                             args.garbage_every, args.panic_every, args.dropout_every,
+                             args.dropout_for))
     except TransportError as err:
         print(f"edge: {err}", file=sys.stderr)
         return EXIT_FAILURE

@@ -15,6 +15,7 @@ from pathlib import Path
 from edge.app import Gateway
 from edge.config import EdgeConfig
 from edge.config_loader import parse_config_text
+from edge.demo_devices import simulated_classroom
 from edge.logs import ErrorCounter
 
 log = logging.getLogger(__name__)
@@ -71,15 +72,21 @@ def run_demo(duration: float | None, data_dir: Path | None, errors: ErrorCounter
     """Run the demo gateway; with a duration, print the JSON summary as the last line."""
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="edge-demo-"))
-    gateway = Gateway(demo_config(data_dir))
     startup: list[float | None] = []
+    gateways: list[Gateway] = []
 
     def on_ready(ready: Gateway) -> None:
         startup.append(process_uptime_s())
         if duration is None:
             print_where_to_look(ready)
 
-    code = asyncio.run(gateway.run(stop_after=duration, on_ready=on_ready))
+    async def demo() -> int:
+        async with simulated_classroom(demo_config(data_dir)) as config:
+            gateways.append(Gateway(config))
+            return await gateways[0].run(stop_after=duration, on_ready=on_ready)
+
+    code = asyncio.run(demo())
+    gateway = gateways[0]
     if duration is not None:
         startup_s = startup[0] if startup else None
         sys.stdout.write(json.dumps(summary(gateway, errors, startup_s)) + "\n")

@@ -9,6 +9,7 @@ from edge.clock import Clock
 from edge.commands import CommandService
 from edge.config import EdgeConfig
 from edge.config_devices import (
+    ModbusDeviceConfig,
     MqttSensorConfig,
     NodeDeviceConfig,
     PjlinkDeviceConfig,
@@ -16,6 +17,7 @@ from edge.config_devices import (
 )
 from edge.events import Envelope, SafetyEvent
 from edge.mqtt import MqttLink
+from edge.sources.modbus_sensors import ModbusBusSource
 from edge.sources.mqtt_sensors import MqttSensorSource
 from edge.sources.nodes import NodeSource
 from edge.sources.projectors import ProjectorSource
@@ -32,6 +34,7 @@ def build_device_services(
     """Create the sources for every configured device and register the commandable ones."""
     services: list[Service] = []
     mqtt_sensors: list[MqttSensorConfig] = []
+    modbus_buses: dict[str, list[ModbusDeviceConfig]] = {}
     for dev in config.devices:
         if isinstance(dev, NodeDeviceConfig):
             node = NodeSource(dev, bus, clock, record_event)
@@ -45,6 +48,10 @@ def build_device_services(
             services.append(SimulatedSensor(dev, bus, clock))
         elif isinstance(dev, MqttSensorConfig):
             mqtt_sensors.append(dev)
+        elif isinstance(dev, ModbusDeviceConfig):
+            modbus_buses.setdefault(dev.port, []).append(dev)
+    # Devices on one port share a bus and one poller, so they take turns on the line.
+    services += [ModbusBusSource(port, devs, bus, clock) for port, devs in modbus_buses.items()]
     if mqtt_sensors:
         services.append(MqttSensorSource(mqtt_sensors, link, bus, clock))
     return services

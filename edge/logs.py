@@ -52,4 +52,7 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None 
     root.addHandler(handler)
     root.addHandler(counter)
     root.setLevel(level.upper())
+    # pymodbus logs every unanswered request as an ERROR with a frame dump; a dead slave
+    # is reported once by its availability instead, so only its critical errors pass.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     return counter

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiomqtt
+import paho.mqtt.client as paho
 
 from edge.backoff import Backoff
 from edge.errors import EdgeError, MqttUnavailable
@@ -113,6 +114,35 @@ class MqttLink:
             self.stats.publish_failed += 1
             raise MqttUnavailable(self.broker) from err
         self.stats.published += 1
+
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]], qos: int = 0) -> None:
+        """Publish messages in order with one wait for the lot; raise MqttUnavailable when down.
+
+        Returns once the last one has been written to the socket (QoS 0) or acknowledged
+        (QoS 1+); the client sends in order, so that covers the earlier ones' hand-over.
+        """
+        client = self._client
+        if client is None:
+            self.stats.publish_failed += len(messages)
+            raise MqttUnavailable(self.broker or self.name)
+        if not messages:
+            return
+        # aiomqtt wakes the caller once per message; queue all but the last on the
+        # underlying paho client directly (same connection, same order) and wait once.
+        paho_client = client._client
+        sent = 0
+        try:
+            for topic, payload in messages[:-1]:
+                info = paho_client.publish(topic, payload, qos)
+                if info.rc != paho.MQTT_ERR_SUCCESS:
+                    raise aiomqtt.MqttCodeError(info.rc, "could not publish message")
+                sent += 1
+            await client.publish(*messages[-1], qos=qos)
+        except aiomqtt.MqttError as err:
+            self.stats.publish_failed += len(messages) - sent
+            self.stats.published += sent
+            raise MqttUnavailable(self.broker) from err
+        self.stats.published += len(messages)
 
     async def run(self, ready: Callable[[], None]) -> None:
         """Connect and stay connected until cancelled (a dead broker never stops the rest)."""

@@ -106,20 +106,30 @@ class SimulatedNode:
 
 
 async def run_node(
-    node: SimulatedNode, stream: ByteStream, garbage_every: int = 0, panic_every_s: float = 0.0
+    node: SimulatedNode, stream: ByteStream, garbage_every: int = 0, panic_every_s: float = 0.0,
+    dropout_every_s: float = 0.0, dropout_for_s: float = 10.0,
 ) -> None:
     """Speak for the node on a stream until cancelled or the stream fails.
 
     garbage_every: put line noise before every Nth TELEMETRY frame (0 = never).
     panic_every_s: press the panic button on this schedule (0 = never); released 1 s later.
+    dropout_every_s: fall silent (send nothing, answer nothing, like a hung or browned-out
+    node) for dropout_for_s on this schedule (0 = never); a HELLO follows, as after a reset.
     """
     loop = asyncio.get_running_loop()
     await stream.write(node.hello())
     next_report = loop.time()
     next_panic = loop.time() + panic_every_s if panic_every_s else float("inf")
+    next_dropout = loop.time() + dropout_every_s if dropout_every_s else float("inf")
     release_at = float("inf")
     sent = 0
     while True:
+        if loop.time() >= next_dropout:
+            await asyncio.sleep(dropout_for_s)
+            await stream.read()  # what arrived meanwhile is lost, as on a node that was down
+            await stream.write(node.hello())
+            next_dropout = loop.time() + dropout_every_s
+            next_report = loop.time()
         if loop.time() >= next_panic:
             await stream.write(node.raise_alarm(ReadingKind.PANIC_BUTTON))
             next_panic += panic_every_s
@@ -141,7 +151,8 @@ async def run_node(
 
 
 async def simulate(serial_path: str | None, node_id: str, interval_s: float,
-                   garbage_every: int = 0, panic_every_s: float = 0.0) -> None:
+                   garbage_every: int = 0, panic_every_s: float = 0.0,
+                   dropout_every_s: float = 0.0, dropout_for_s: float = 10.0) -> None:
     """Run one simulated node on a serial device, or on a new pty whose path is printed."""
     stream: ByteStream
     if serial_path is None:
@@ -152,6 +163,7 @@ async def simulate(serial_path: str | None, node_id: str, interval_s: float,
         print(f"simulated node {node_id} on {serial_path}", flush=True)
     try:
         node = SimulatedNode(node_id, interval_s=interval_s)
-        await run_node(node, stream, garbage_every=garbage_every, panic_every_s=panic_every_s)
+        await run_node(node, stream, garbage_every=garbage_every, panic_every_s=panic_every_s,
+                       dropout_every_s=dropout_every_s, dropout_for_s=dropout_for_s)
     finally:
         stream.close()

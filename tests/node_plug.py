@@ -22,10 +22,10 @@ class Plug:
         self.task: asyncio.Task[None] | None = None
         self.node = SimulatedNode(node_id, interval_s=interval_s, rng=random.Random(3))
 
-    def plug(self) -> None:
+    def plug(self, **behaviour: float) -> None:
         self.master, pty_path = open_pty()
         os.symlink(pty_path, self.link_path)
-        self.task = asyncio.create_task(run_node(self.node, self.master))
+        self.task = asyncio.create_task(run_node(self.node, self.master, **behaviour))  # type: ignore[arg-type]
 
     async def unplug(self) -> None:
         assert self.task is not None and self.master is not None
