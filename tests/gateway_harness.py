@@ -17,11 +17,11 @@ from tests.conftest import Mosquitto, write_config
 
 
 def gateway_config_path(tmp_path: Path, broker: Mosquitto, devices: list[dict[str, Any]],
-                        **overrides: object) -> Path:
+                        local: dict[str, Any] | None = None, **overrides: object) -> Path:
     """Write a config for a gateway on the test broker with the given devices."""
     mqtt = {"local": {"url": broker.url, "client_id": f"edge-{tmp_path.name}"[:60],
                       "topic_prefix": f"t/{tmp_path.name}",
-                      "reconnect": {"initial_s": 0.2, "max_s": 1.0}}}
+                      "reconnect": {"initial_s": 0.2, "max_s": 1.0}, **(local or {})}}
     return write_config(tmp_path, mqtt=mqtt, devices=devices, **overrides)
 
 
