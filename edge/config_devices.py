@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -11,6 +12,8 @@ from pydantic import AfterValidator, Field, model_validator
 from edge.config_base import Identifier, SecretSource, StrictModel, located
 
 _METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
 def _check_metric(value: str) -> str:
@@ -33,6 +36,18 @@ def _check_port(value: str) -> str:
             "must be an absolute serial device path (prefer /dev/serial/by-id/...) or tcp://host:port"
         )
     return value
+
+
+def _check_host(value: str) -> str:
+    bare = value.strip("[]")
+    try:
+        ipaddress.ip_address(bare)
+        return bare
+    except ValueError:
+        pass
+    if not _HOST_RE.match(bare):
+        raise ValueError("must be an IP address or a host name (letters, digits, '-', dots)")
+    return bare
 
 
 Metric = Annotated[str, AfterValidator(_check_metric)]
@@ -81,8 +96,8 @@ class RegisterConfig(StrictModel):
     type: Literal["uint16", "int16", "uint32", "int32", "float32", "bool"] = Field(
         "uint16", description="How the raw registers are read; 32-bit types span two registers."
     )
-    scale: float = Field(1.0, description="value = raw * scale + offset.")
-    offset: float = Field(0.0, description="value = raw * scale + offset.")
+    scale: float = Field(1.0, allow_inf_nan=False, description="value = raw * scale + offset.")
+    offset: float = Field(0.0, allow_inf_nan=False, description="value = raw * scale + offset.")
     unit: str = Field("", description="Unit of the value, e.g. 'ppm', '°C'.")
     word_order: Literal["big", "little"] = Field(
         "big", description="Order of the two registers of a 32-bit value."
@@ -92,6 +107,9 @@ class RegisterConfig(StrictModel):
     def _bits_are_bool(self) -> RegisterConfig:
         if (self.function in ("coil", "discrete")) != (self.type == "bool"):
             raise located("coil and discrete inputs are type bool, registers are not", "type")
+        width = 2 if self.type in ("uint32", "int32", "float32") else 1
+        if self.address + width > 65536:
+            raise located(f"a {self.type} at {self.address} runs past register 65535", "address")
         return self
 
 
@@ -103,15 +121,32 @@ class ModbusDeviceConfig(DeviceBase):
         description="RS-485 adapter (/dev/serial/by-id/...) for RTU, or tcp://host:port for Modbus TCP."
         " Devices on the same port share the bus and take turns."
     )
-    unit_id: int = Field(1, ge=0, le=255, description="Modbus unit (slave) address.")
+    unit_id: int = Field(
+        1, ge=0, le=255,
+        description="Modbus unit (slave) address: 1-247 on RTU; 0-255 on Modbus TCP gateways.",
+    )
     baudrate: int = Field(9600, ge=1200, le=921_600, description="RTU serial speed.")
     parity: Literal["N", "E", "O"] = Field("N", description="RTU parity: N, E or O.")
     stopbits: Literal[1, 2] = Field(1, description="RTU stop bits.")
     poll_s: float = Field(10.0, gt=0, le=3600, description="Seconds between polls.")
-    timeout_s: float = Field(0.5, gt=0, le=30, description="Wait this long for an answer.")
-    retries: int = Field(1, ge=0, le=5, description="Retries of a failed read within one poll.")
+    timeout_s: float = Field(
+        0.5, gt=0, le=30,
+        description="Wait this long for an answer; devices sharing a port use the largest value.",
+    )
+    retries: int = Field(
+        1, ge=0, le=5,
+        description="Retries of a failed read within one poll; devices sharing a port use the "
+        "largest value. A device that stopped answering is tried once per backoff period.",
+    )
     missed_polls: int = Field(3, ge=1, le=100, description="Offline after this many failed polls.")
     registers: list[RegisterConfig] = Field(min_length=1, description="Values to read.")
+
+    @model_validator(mode="after")
+    def _unit_id_fits_the_line(self) -> ModbusDeviceConfig:
+        if not self.port.startswith("tcp://") and not 1 <= self.unit_id <= 247:
+            raise located("on an RTU line unit_id is 1-247 (0 is broadcast, which never answers)",
+                          "unit_id")
+        return self
 
     @model_validator(mode="after")
     def _unique_metrics(self) -> ModbusDeviceConfig:
@@ -130,7 +165,9 @@ class PjlinkDeviceConfig(DeviceBase, SecretSource):
     """A projector speaking PJLink class 1 over TCP."""
 
     type: Literal["pjlink"] = Field(description="'pjlink': a PJLink class 1 projector.")
-    host: str = Field(min_length=1, description="Projector host name or IP (IPv6 without brackets).")
+    host: Annotated[str, AfterValidator(_check_host)] = Field(
+        description="Projector host name or IP address (IPv6 with or without brackets)."
+    )
     port: int = Field(4352, ge=1, le=65535, description="PJLink TCP port.")
     poll_s: float = Field(30.0, gt=0, le=3600, description="Seconds between status polls.")
     timeout_s: float = Field(5.0, gt=0, le=60, description="Wait this long for each answer.")
@@ -145,8 +182,8 @@ class MqttValueConfig(StrictModel):
         min_length=1, description="Dotted key path in the JSON payload, e.g. 'env.temp'."
     )
     unit: str = Field("", description="Unit of the value after scaling.")
-    scale: float = Field(1.0, description="value = raw * scale + offset.")
-    offset: float = Field(0.0, description="value = raw * scale + offset.")
+    scale: float = Field(1.0, allow_inf_nan=False, description="value = raw * scale + offset.")
+    offset: float = Field(0.0, allow_inf_nan=False, description="value = raw * scale + offset.")
 
 
 class MqttSensorConfig(DeviceBase):
@@ -203,6 +240,13 @@ def check_devices(devices: list[DeviceConfig], room_ids: list[str]) -> None:
         seen.add(dev.id)
         if dev.room_id not in room_ids:
             raise located(f"room {dev.room_id!r} is not defined under rooms", "devices", i, "room_id")
+    topics: dict[str, str] = {}
+    for i, dev in enumerate(devices):
+        if isinstance(dev, MqttSensorConfig):
+            if dev.topic in topics:
+                raise located(f"topic {dev.topic!r} is already read by {topics[dev.topic]!r}",
+                              "devices", i, "topic")
+            topics[dev.topic] = dev.id
     nodes: dict[str, str] = {}
     buses: dict[str, ModbusDeviceConfig] = {}
     units: set[tuple[str, int]] = set()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from edge.bus import Bus
 from edge.clock import Clock
+from edge.command_args import Args
 from edge.commands import CommandService
 from edge.config import EdgeConfig
 from edge.config_devices import (
@@ -15,6 +17,7 @@ from edge.config_devices import (
     PjlinkDeviceConfig,
     SimulatedSensorConfig,
 )
+from edge.errors import CommandFailed
 from edge.events import Envelope, SafetyEvent
 from edge.mqtt import MqttLink
 from edge.sources.modbus_sensors import ModbusBusSource
@@ -25,6 +28,10 @@ from edge.sources.simulated import SimulatedSensor
 from edge.supervisor import Service
 
 RecordEvent = Callable[[SafetyEvent], Awaitable[Envelope]]
+
+
+async def _read_only(action: str, args: Args) -> dict[str, Any]:
+    raise CommandFailed("rejected", f"{action!r}: the device is read-only")
 
 
 def build_device_services(
@@ -52,6 +59,10 @@ def build_device_services(
             modbus_buses.setdefault(dev.port, []).append(dev)
     # Devices on one port share a bus and one poller, so they take turns on the line.
     services += [ModbusBusSource(port, devs, bus, clock) for port, devs in modbus_buses.items()]
+    for dev in config.devices:
+        if dev.type in ("modbus", "mqtt", "simulated"):
+            # Registered so commands to them are refused as read-only, not as unknown.
+            commands.register(dev.id, dev.type, _read_only)
     if mqtt_sensors:
         services.append(MqttSensorSource(mqtt_sensors, link, bus, clock))
     return services

@@ -35,6 +35,11 @@ async def running_gateway(config_path: Path) -> AsyncIterator[Gateway]:
                                  return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         raise RuntimeError(f"gateway exited early with {task.result()}")
+    # Ready is not connected: wait until the link has subscribed, so what a test
+    # publishes next reaches the gateway.
+    async with asyncio.timeout(10):
+        while gateway.link is None or gateway.link.state != "connected":
+            await asyncio.sleep(0.02)
     try:
         yield gateway
     finally:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from edge.clock import ManualClock
+from edge.command_args import Args, LightArgs, RelayArgs
 from edge.commands import CommandService, validate_args
 from edge.commands.local_topic import parse_command
-from edge.commands.schemas import Args, LightArgs, RelayArgs
 from edge.errors import CommandFailed, CommandRejected
 from edge.events import Command
 from edge.store import Store
@@ -82,8 +82,10 @@ async def test_each_command_id_runs_once_across_restarts(tmp_path: Path) -> None
     relay.fail = None
     relay.hang.clear()
     running = asyncio.create_task(service.submit(Command("c3", "n1", "relay", {"state": "on"}), "t"))
-    await asyncio.sleep(0.05)
-    copy = await service.submit(Command("c3", "n1", "relay", {"state": "on"}), "tester")
+    async with asyncio.timeout(5):
+        while relay.calls < 3:  # c3 is claimed and inside the executor
+            await asyncio.sleep(0.01)
+        copy = await service.submit(Command("c3", "n1", "relay", {"state": "on"}), "tester")
     assert copy.status == "running" and copy.duplicate and relay.calls == 3
     relay.hang.set()
     assert (await running).status == "ok"

@@ -166,3 +166,41 @@ def test_run_with_invalid_config_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "gateway_id: required key is missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+MODBUS = BASE.replace("""  - id: d1
+    type: simulated
+    room_id: r1
+""", """  - id: m1
+    type: modbus
+    room_id: r1
+    port: /dev/ttyUSB0
+    unit_id: 1
+    registers:
+      - {metric: co2, address: 0}
+""")
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (("unit_id: 1", "unit_id: 0"), ":10: devices[0].unit_id: on an RTU line unit_id is 1-247"),
+    (("{metric: co2, address: 0}", "{metric: co2, address: 65535, type: float32}"),
+     "devices[0].registers[0].address: a float32 at 65535 runs past register 65535"),
+    (("{metric: co2, address: 0}", "{metric: co2, address: 0, scale: .nan}"),
+     "devices[0].registers[0].scale: Input should be a finite number"),
+    (("{metric: co2, address: 0}", "{metric: co2, address: 0, function: coil}"),
+     "devices[0].registers[0].type: coil and discrete inputs are type bool"),
+    (("    port: /dev/ttyUSB0", "    port: ttyUSB0"), "devices[0].port: must be an absolute serial"),
+])
+def test_modbus_device_problems(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    assert problems_for(tmp_path, MODBUS) == []
+    (problem,) = problems_for(tmp_path, MODBUS.replace(*change))
+    assert expected in problem
+
+
+def test_two_mqtt_sensors_on_one_topic_and_devices_sharing_a_node_port(tmp_path: Path) -> None:
+    sensor = "  - {id: %s, type: mqtt, room_id: r1, topic: z2m/a, values: [{metric: t, path: t}]}\n"
+    (problem,) = problems_for(tmp_path, BASE + sensor % "s1" + sensor % "s2")
+    assert "devices[2].topic: topic 'z2m/a' is already read by 's1'" in problem
+    node = "  - {id: %s, type: node, room_id: r1, port: /dev/ttyACM0}\n"
+    (problem,) = problems_for(tmp_path, BASE + node % "n1" + node % "n2")
+    assert "devices[2].port: port /dev/ttyACM0 is used by another device" in problem

@@ -31,8 +31,10 @@ async def test_mqtt_sensor_readings_bad_payloads_and_silence(tmp_path: Path, mos
                          {"metric": "battery", "path": "battery_mv", "unit": "V", "scale": 0.001}]}
     path = gateway_config_path(tmp_path, mosquitto, [device])
     async with watching(mosquitto, f"{prefix}/#") as mqtt, running_gateway(path) as gateway:
-        for bad in (b"\xff\x00", b"not json", b"[]", json.dumps({"other": 1}).encode(),
-                    b"{" + b" " * 70_000 + b"}"):
+        bad_payloads = (b"\xff\x00", b"not json", b"[]", json.dumps({"other": 1}).encode(),
+                        b"{" + b" " * 70_000 + b"}", b'{"temperature": 1' + b"0" * 400 + b"}",
+                        b"[" * 5000 + b"]" * 5000, b'{"temperature": NaN, "battery_mv": "x"}')
+        for bad in bad_payloads:
             await mqtt.client.publish(topic, bad)
         await mqtt.client.publish(topic, json.dumps(
             {"temperature": 22.25, "air": {"co2": 815}, "battery_mv": 3012}).encode())
@@ -46,4 +48,6 @@ async def test_mqtt_sensor_readings_bad_payloads_and_silence(tmp_path: Path, mos
         offline = await mqtt.wait_json(status, lambda b: not b["online"], timeout=5)
         assert "nothing for 1.5s" in offline["detail"]
         (source,) = [s for s in gateway.services if isinstance(s, MqttSensorSource)]
-        assert source.rejected == 5 and source.readings == 3
+        assert source.rejected == len(bad_payloads) and source.readings == 3
+        assert gateway.supervisor is not None
+        assert [s for s in gateway.supervisor.status() if s["restarts"]] == []

@@ -97,7 +97,8 @@ async def test_commands_run_once_and_bad_ones_are_rejected(tmp_path: Path, mosqu
     prefix = f"t/{tmp_path.name}"
     devices = [node_device(plug.link_path, command_timeout_s=0.3, command_retries=1),
                node_device(tmp_path / "usb-silent-if00", id="silent", command_timeout_s=0.2,
-                           command_retries=1)]
+                           command_retries=1),
+               {"id": "sim1", "type": "simulated", "room_id": "r1", "interval_s": 5}]
     path = gateway_config_path(tmp_path, mosquitto, devices)
     async with watching(mosquitto, f"{prefix}/device/+/cmd/result", f"{prefix}/device/+/status") as mqtt, \
             running_gateway(path) as gateway:
@@ -139,14 +140,24 @@ async def test_commands_run_once_and_bad_ones_are_rejected(tmp_path: Path, mosqu
             command("c6", "relay", channel=0, state="on", extra=1): ("c6", "args.extra"),
             json.dumps({"command_id": "c7", "action": "relay", "args": {"state": "on"},
                         "blob": "x" * 1_000_000}).encode(): (None, "exceeds"),
+            b"[" * 3000 + b"]" * 3000: (None, "nested too deeply"),
+            command("c1", "relay", state="off"): ("c1", "already used"),  # c1 belongs to node1
         }
         for payload, (command_id, reason) in bad.items():
-            result = await send(payload, command_id)
+            if reason == "already used":
+                result = await send(payload, command_id, f"{prefix}/device/silent/cmd",
+                                    f"{prefix}/device/silent/cmd/result")
+            else:
+                result = await send(payload, command_id)
             assert result["status"] == "rejected", result
             assert reason in str(result["reason"]), (reason, result)
         unknown = await send(command("c8", "relay", state="on"), "c8",
                              f"{prefix}/device/ghost/cmd", f"{prefix}/device/ghost/cmd/result")
         assert unknown["status"] == "rejected" and "unknown device" in str(unknown["reason"])
+        sensor = await send(command("c11", "relay", state="on"), "c11", f"{prefix}/device/sim1/cmd",
+                            f"{prefix}/device/sim1/cmd/result")
+        assert sensor["status"] == "rejected" and "for a simulated device (known: none)" in str(
+            sensor["reason"])
 
         silent = await send(command("c9", "relay", state="on"), "c9", f"{prefix}/device/silent/cmd",
                             f"{prefix}/device/silent/cmd/result")
@@ -160,7 +171,40 @@ async def test_commands_run_once_and_bad_ones_are_rejected(tmp_path: Path, mosqu
     master.close()
     conn = sqlite3.connect(tmp_path / "data" / "edge.db")
     actions = [r[0] for r in conn.execute("SELECT action FROM audit")]
-    assert actions.count("command.rejected") == len(bad) + 1
+    assert actions.count("command.rejected") == len(bad) + 2
     assert actions.count("command.finished") == 5  # c1, c2, c3, c9, c10: each once
     rows = dict(conn.execute("SELECT command_id, status FROM commands").fetchall())
     assert rows == {"c1": "ok", "c2": "ok", "c3": "failed", "c9": "timeout", "c10": "ok"}
+
+
+async def test_a_silent_node_delays_only_its_own_commands(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    plug = Plug(tmp_path / "usb-node1-if00", node_id="node1", interval_s=0.5)
+    plug.plug()
+    master, silent_path = open_pty()
+    os.symlink(silent_path, tmp_path / "usb-silent-if00")
+    prefix = f"t/{tmp_path.name}"
+    devices = [node_device(plug.link_path),
+               node_device(tmp_path / "usb-silent-if00", id="silent", command_timeout_s=1.0,
+                           command_retries=0)]
+    path = gateway_config_path(tmp_path, mosquitto, devices)
+    async with watching(mosquitto, f"{prefix}/device/+/cmd/result", f"{prefix}/device/+/status") as mqtt, \
+            running_gateway(path):
+        await mqtt.wait_json(f"{prefix}/device/node1/status", lambda b: b["online"])
+        for i in range(25):  # one runs, 20 wait, the rest are refused at once
+            await mqtt.client.publish(f"{prefix}/device/silent/cmd", command(f"s{i}", "relay", state="on"),
+                                      qos=1)
+        busy = await mqtt.wait_json(f"{prefix}/device/silent/cmd/result",
+                                    lambda b: "gateway busy" in b["reason"])
+        assert busy["status"] == "rejected"
+        # Meanwhile the healthy node's command is not stuck behind the silent one's queue.
+        await mqtt.client.publish(f"{prefix}/device/node1/cmd", command("n1", "light", level=10), qos=1)
+        result = await mqtt.wait_json(f"{prefix}/device/node1/cmd/result", timeout=3)
+        assert result["status"] == "ok" and plug.node.lights == {0: 10}
+        refused = [r for r in mqtt.json_on(f"{prefix}/device/silent/cmd/result")
+                   if "gateway busy" in r["reason"]]
+        assert len(refused) >= 3
+        # A node whose port opened but which never said a word is reported offline too.
+        never = await mqtt.wait_json(f"{prefix}/device/silent/status", lambda b: not b["online"])
+        assert "no frame for 1s" in never["detail"]
+        await plug.unplug()
+    master.close()

@@ -76,3 +76,42 @@ async def test_projector_status_commands_and_faults(tmp_path: Path, mosquitto: M
     finally:
         for projector in (good, refusing, silent):
             await projector.stop()
+
+
+async def test_projector_source_works_again_after_a_restart() -> None:
+    from edge.bus import Bus
+    from edge.clock import SystemClock
+    from edge.config_devices import PjlinkDeviceConfig
+    from edge.sources.projectors import ProjectorSource
+
+    projector = SimulatedProjector(lamp_hours=10)
+    port = await projector.start()
+    config = PjlinkDeviceConfig.model_validate(
+        {"id": "p", "type": "pjlink", "room_id": "r1", "host": "127.0.0.1", "port": port,
+         "poll_s": 0.1, "timeout_s": 1})
+    source = ProjectorSource(config, None, Bus(), SystemClock())
+    try:
+        for _ in range(2):  # what the supervisor does after a crash: run the same object again
+            task = asyncio.create_task(source.run(lambda: None))
+            async with asyncio.timeout(5):
+                while source.last_status is None:
+                    await asyncio.sleep(0.02)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            assert source.failures == 0 and source.availability.online is True
+            source.last_status = None
+    finally:
+        await projector.stop()
+
+
+def test_projector_host_is_validated() -> None:
+    from pydantic import ValidationError
+
+    from edge.config_devices import PjlinkDeviceConfig
+
+    base = {"id": "p", "type": "pjlink", "room_id": "r1"}
+    assert PjlinkDeviceConfig.model_validate({**base, "host": "[2001:db8::5]"}).host == "2001:db8::5"
+    assert PjlinkDeviceConfig.model_validate({**base, "host": "proj-101.school.lan"}).host
+    for bad in ("a..b", "-x", "", "host name"):
+        with pytest.raises(ValidationError):
+            PjlinkDeviceConfig.model_validate({**base, "host": bad})

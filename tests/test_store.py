@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge.clock import ManualClock
-from edge.errors import DataDirUnusable, SchemaTooNew
+from edge.errors import DataDirUnusable, SchemaTooNew, StoreError
 from edge.events import Reading, SafetyEvent, Severity
 from edge.store import DB_FILENAME, LATEST_VERSION, Store, prepare_data_dir
 
@@ -114,9 +114,19 @@ async def test_duplicate_event_id_is_rejected_and_seq_not_consumed(tmp_path: Pat
     store = await Store.open(tmp_path)
     first = event()
     await store.add_event(first)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match=r"UNIQUE constraint failed: events\.event_id") as err:
         await store.add_event(first)
+    assert isinstance(err.value.__cause__, sqlite3.IntegrityError)
     assert (await store.add_event(event())).seq == 2
+    await store.close()
+
+
+async def test_non_finite_readings_are_dropped_not_the_batch(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path)
+    await store.add_readings([Reading("d1", "pm25", float("nan"), "µg/m³", 1.0, "r1"),
+                              Reading("d1", "co2", 800.0, "ppm", 1.0, "r1"),
+                              Reading("d1", "co2", float("inf"), "ppm", 2.0, "r1")])
+    assert (await store.stats())["readings"] == 1 and store.readings_dropped == 2
     await store.close()
 
 

@@ -18,11 +18,17 @@ from edge.mqtt import MqttLink
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD = 16 * 1024  # a command is a few hundred bytes; anything huge is refused unread
+QUEUE_PER_DEVICE = 20
 _COMMAND_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+ACTOR = "mqtt-local"
 
 
 class LocalCommandTopic:
-    """Service: take commands from the local broker, run them, publish each result."""
+    """Service: take commands from the local broker, run them, publish each result.
+
+    Each device has its own queue and worker, so a silent device only delays its own
+    commands; commands to one device run in arrival order.
+    """
 
     name = "local-commands"
 
@@ -31,35 +37,50 @@ class LocalCommandTopic:
         self._service = service
         self._prefix = prefix
         self._clock = clock
-        # The MQTT handler only queues: waiting for an ACK must not hold up other messages.
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=100)
-        self.rejected_full = 0
+        self._queues: dict[str, asyncio.Queue[bytes]] = {}
         self.handled = 0
         link.subscribe(f"{prefix}/device/+/cmd", self._on_message, qos=1)
 
+    def _queue(self, device_id: str) -> asyncio.Queue[bytes]:
+        return self._queues.setdefault(device_id, asyncio.Queue(maxsize=QUEUE_PER_DEVICE))
+
     async def _on_message(self, topic: str, payload: bytes) -> None:
-        try:
-            self._queue.put_nowait((topic, payload))
-        except asyncio.QueueFull:
-            self.rejected_full += 1
-            raise ValueError("command queue full; command dropped") from None
+        device_id = topic[len(self._prefix) + len("/device/"):-len("/cmd")]
+        # Refuse here what never needs a worker, so nothing big or unknown is queued.
+        if len(payload) > MAX_PAYLOAD:
+            await self._refuse(device_id, payload, f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+        elif device_id not in self._service.device_ids():
+            await self._refuse(device_id, payload, f"unknown device {device_id!r}")
+        else:
+            try:
+                self._queue(device_id).put_nowait(payload)
+            except asyncio.QueueFull:
+                await self._refuse(device_id, payload,
+                                   f"gateway busy: {QUEUE_PER_DEVICE} commands already wait for this device")
+
+    async def _refuse(self, device_id: str, payload: bytes, reason: str) -> None:
+        result = await self._service.reject(_peek_command_id(payload), device_id, "", reason, ACTOR)
+        await self._publish(result)
 
     async def run(self, ready: Callable[[], None]) -> None:
-        """Handle queued commands one by one until cancelled (devices serialise per id anyway)."""
+        """Run one worker per device until cancelled."""
         ready()
+        async with asyncio.TaskGroup() as group:
+            for device_id in self._service.device_ids():
+                group.create_task(self._work(device_id))
+
+    async def _work(self, device_id: str) -> None:
+        queue = self._queue(device_id)
         while True:
-            topic, payload = await self._queue.get()
-            device_id = topic[len(self._prefix) + len("/device/"):-len("/cmd")]
-            result = await self._handle(device_id, payload)
+            payload = await queue.get()
+            parsed, reason = parse_command(device_id, payload, self._clock.now())
+            if parsed is None:
+                result = await self._service.reject(_peek_command_id(payload), device_id, "", reason,
+                                                    ACTOR)
+            else:
+                result = await self._service.submit(parsed, ACTOR)
             self.handled += 1
             await self._publish(result)
-
-    async def _handle(self, device_id: str, payload: bytes) -> CommandResult:
-        parsed, reason = parse_command(device_id, payload, self._clock.now())
-        if parsed is None:
-            command_id = _peek_command_id(payload)
-            return await self._service.reject(command_id, device_id, "", reason, "mqtt-local")
-        return await self._service.submit(parsed, "mqtt-local")
 
     async def _publish(self, result: CommandResult) -> None:
         topic = f"{self._prefix}/device/{result.device_id}/cmd/result"
@@ -70,16 +91,25 @@ class LocalCommandTopic:
             log.warning("command result %s not published: local broker down", result.command_id)
 
 
-def parse_command(device_id: str, payload: bytes, now: float) -> tuple[Command | None, str]:
-    """Turn a command payload into a Command, or (None, reason) for bad input."""
-    if len(payload) > MAX_PAYLOAD:
-        return None, f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}"
+def _load_json(payload: bytes) -> tuple[Any, str]:
+    """Decode a JSON payload; (None, reason) when it is not UTF-8 JSON."""
     try:
-        body: Any = json.loads(payload.decode("utf-8"))
+        return json.loads(payload.decode("utf-8")), ""
     except UnicodeDecodeError:
         return None, "payload is not UTF-8"
     except json.JSONDecodeError as err:
         return None, f"payload is not JSON: {err.msg} at position {err.pos}"
+    except RecursionError:
+        return None, "payload is not JSON we accept: nested too deeply"
+
+
+def parse_command(device_id: str, payload: bytes, now: float) -> tuple[Command | None, str]:
+    """Turn a command payload into a Command, or (None, reason) for bad input."""
+    if len(payload) > MAX_PAYLOAD:
+        return None, f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}"
+    body, reason = _load_json(payload)
+    if reason:
+        return None, reason
     if not isinstance(body, dict):
         return None, "payload must be a JSON object"
     unknown = set(body) - {"command_id", "action", "args"}
@@ -99,9 +129,6 @@ def _peek_command_id(payload: bytes) -> str | None:
     """Best effort: the command_id of a rejected payload, so the sender can match the result."""
     if len(payload) > MAX_PAYLOAD:
         return None
-    try:
-        body = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
+    body, _ = _load_json(payload)
     value = body.get("command_id") if isinstance(body, dict) else None
     return value if isinstance(value, str) and _COMMAND_ID.match(value) else None

@@ -9,10 +9,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from edge.clock import Clock
-from edge.commands.schemas import Args, validate_args
-from edge.errors import CommandFailed, CommandRejected
+from edge.command_args import Args, validate_args
+from edge.errors import CommandFailed, CommandRejected, EdgeError
 from edge.events import Command
 from edge.store import Store
+from firmware_bridge.errors import BridgeError
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,9 @@ class CommandService:
         self._devices[device_id] = (device_type, executor)
         self._locks[device_id] = asyncio.Lock()
 
-    def device_type(self, device_id: str) -> str | None:
-        """Return the type of a commandable device, or None."""
-        entry = self._devices.get(device_id)
-        return entry[0] if entry else None
+    def device_ids(self) -> list[str]:
+        """Ids of every registered device."""
+        return list(self._devices)
 
     async def reject(self, command_id: str | None, device_id: str, action: str, reason: str,
                      actor: str) -> CommandResult:
@@ -83,6 +83,10 @@ class CommandService:
                                      "command expired", actor)
         earlier = await self._store.claim_command(command.command_id, command.device_id,
                                                   command.action, args.model_dump(), actor)
+        if earlier is not None and earlier["device_id"] != command.device_id:
+            return await self.reject(command.command_id, command.device_id, command.action,
+                                     f"command_id already used for device {earlier['device_id']!r}",
+                                     actor)
         if earlier is not None:
             return self._repeat(command, earlier)
         await self._store.append_audit(actor, "command.received", command.device_id,
@@ -96,6 +100,9 @@ class CommandService:
                     result = self._result(command, "ok", "", detail)
                 except CommandFailed as err:
                     result = self._result(command, err.status, err.reason, None)
+                except (EdgeError, BridgeError) as err:
+                    # A device error the executor did not translate still gets a result.
+                    result = self._result(command, "failed", str(err), None)
         finally:
             self._running.discard(command.command_id)
         await self._store.finish_command(command.command_id, result.status, result.as_dict())

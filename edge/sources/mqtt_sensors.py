@@ -31,8 +31,12 @@ def extract(body: Any, path: str) -> float | None:
             return None
     if isinstance(node, bool):
         return float(node)
-    if isinstance(node, int | float) and math.isfinite(node):
-        return float(node)
+    if isinstance(node, int | float):
+        try:
+            value = float(node)  # a JSON integer may be too big for a float
+        except OverflowError:
+            return None
+        return value if math.isfinite(value) else None
     return None
 
 
@@ -76,11 +80,15 @@ class MqttSensorSource:
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             self.rejected += 1
             raise ValueError(f"{device.id}: payload is not UTF-8 JSON: {err}") from err
+        except RecursionError as err:
+            self.rejected += 1
+            raise ValueError(f"{device.id}: payload is nested too deeply") from err
         found = []
         for spec in device.values:
             raw = extract(body, spec.path)
-            if raw is not None:
-                found.append((spec, raw * spec.scale + spec.offset))
+            value = None if raw is None else raw * spec.scale + spec.offset
+            if value is not None and math.isfinite(value):
+                found.append((spec, value))
         if not found:
             self.rejected += 1
             raise ValueError(f"{device.id}: none of the configured values is in the payload")

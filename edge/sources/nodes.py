@@ -10,7 +10,7 @@ from typing import Any
 
 from edge.bus import Bus
 from edge.clock import Clock
-from edge.commands.schemas import Args, IrArgs, LightArgs, RelayArgs, ReportIntervalArgs
+from edge.command_args import Args, IrArgs, LightArgs, RelayArgs, ReportIntervalArgs
 from edge.config_devices import NodeDeviceConfig
 from edge.errors import CommandFailed
 from edge.events import Envelope, Reading, SafetyEvent, Severity
@@ -138,11 +138,18 @@ class NodeSource:
 
     async def _watch_liveness(self) -> None:
         limit = self.config.heartbeat_s * self.config.missed_heartbeats
+        opened_at: float | None = None
         while True:
             await asyncio.sleep(min(0.5, self.config.heartbeat_s / 4))
             if self.link.state in ("absent", "lost"):
+                opened_at = None
                 self.availability.lost(f"port {self.link.state}")
-            elif self.availability.online and self._monotonic() - self._last_frame > limit:
+                continue
+            if opened_at is None:
+                opened_at = self._monotonic()
+            # A node that never spoke since its port opened is as silent as one that stopped.
+            last = max(self._last_frame, opened_at)
+            if self.availability.online is not False and self._monotonic() - last > limit:
                 self.availability.lost(f"no frame for {limit:g}s")
 
     async def execute(self, action: str, args: Args) -> dict[str, Any]:

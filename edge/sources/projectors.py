@@ -9,7 +9,7 @@ from typing import Any
 
 from edge.bus import Bus
 from edge.clock import Clock
-from edge.commands.schemas import Args, InputArgs, PowerArgs
+from edge.command_args import Args, InputArgs, PowerArgs
 from edge.config_devices import PjlinkDeviceConfig
 from edge.errors import CommandFailed
 from edge.events import Reading
@@ -41,11 +41,15 @@ class ProjectorSource:
         self.name = f"pjlink:{config.id}"
         self._bus = bus
         self._clock = clock
-        self.client = PjlinkClient(config.host, config.port, password, config.timeout_s)
+        self._password = password
+        self.client = self._new_client()
         self.availability = Availability(config.id, config.room_id, bus, clock)
         self.failures = 0
         self.last_status: ProjectorStatus | None = None
         self._poll_now = asyncio.Event()
+
+    def _new_client(self) -> PjlinkClient:
+        return PjlinkClient(self.config.host, self.config.port, self._password, self.config.timeout_s)
 
     async def poll(self) -> None:
         """Read the status once; publish readings, or count a failed poll."""
@@ -66,6 +70,8 @@ class ProjectorSource:
 
     async def run(self, ready: Callable[[], None]) -> None:
         """Poll every poll_s (and right after a command) until cancelled."""
+        # A fresh client per run: a restarted service must not inherit a closed one.
+        self.client = self._new_client()
         ready()
         try:
             while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -79,14 +80,16 @@ class Database:
             applied.append(version)
         return applied
 
-    def add_readings(self, readings: list[Reading]) -> None:
-        """Insert a batch of readings in one transaction."""
+    def add_readings(self, readings: list[Reading]) -> int:
+        """Insert a batch of readings in one transaction; return how many were not finite (dropped)."""
+        # SQLite stores NaN as NULL, which the NOT NULL column refuses: one bad value
+        # would fail the whole batch, so non-finite values are dropped and counted.
         rows = [
             {
                 "ts": r.ts, "device_id": r.device_id, "metric": r.metric,
                 "value": r.value, "unit": r.unit, "room_id": r.room_id,
             }
-            for r in readings
+            for r in readings if math.isfinite(r.value)
         ]
         # Readings are many and individually cheap: a power cut may cost the last
         # batch, never the database (WAL stays consistent with synchronous=NORMAL).
@@ -96,6 +99,7 @@ class Database:
                 self.db.table("readings").insert_all(rows)
         finally:
             self.db.execute("PRAGMA synchronous=FULL")
+        return len(readings) - len(rows)
 
     def add_event(self, event: SafetyEvent, stored_at: float) -> Envelope:
         """Give an event the next seq, store it and queue it in the outbox, atomically."""
@@ -145,10 +149,11 @@ class Database:
         """Record a command as running; if its id was seen before, return that earlier row."""
         with self.db.atomic():
             row = self.db.execute(
-                "SELECT status, result FROM commands WHERE command_id = ?", [command_id]
+                "SELECT status, result, device_id FROM commands WHERE command_id = ?", [command_id]
             ).fetchone()
             if row is not None:
-                return {"status": row[0], "result": json.loads(row[1]) if row[1] else None}
+                return {"status": row[0], "result": json.loads(row[1]) if row[1] else None,
+                        "device_id": row[2]}
             self.db.execute(
                 "INSERT INTO commands (command_id, device_id, action, args, actor, received_at, "
                 "status) VALUES (?, ?, ?, ?, ?, ?, 'running')",

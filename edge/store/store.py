@@ -30,6 +30,7 @@ class Store:
         self._clock = clock
         self._closed = False
         self.path = database.path
+        self.readings_dropped = 0  # not finite (NaN, inf): never stored
 
     @classmethod
     async def open(
@@ -59,12 +60,15 @@ class Store:
         future = loop.run_in_executor(self._executor, functools.partial(fn, *args))
         # Shielded: a caller cancelled mid-write (shutdown) must not cancel the queued
         # job, or data it handed over would silently never be written.
-        return await asyncio.shield(future)
+        try:
+            return await asyncio.shield(future)
+        except sqlite3.Error as err:
+            raise StoreError(f"{getattr(fn, '__name__', 'store call')}: {err}") from err
 
     async def add_readings(self, readings: list[Reading]) -> None:
         """Commit a batch of readings."""
         if readings:
-            await self._call(self._db.add_readings, readings)
+            self.readings_dropped += await self._call(self._db.add_readings, readings)
 
     async def add_event(self, event: SafetyEvent) -> Envelope:
         """Persist a safety event (and its outbox row) durably; return it with its seq."""

@@ -1,4 +1,4 @@
-"""What each device type can be told to do: one pydantic model of arguments per action."""
+"""Command vocabulary: what each device type can be told to do, one arguments model per action."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ ACTIONS: dict[str, dict[str, type[Args]]] = {
     "node": {"relay": RelayArgs, "light": LightArgs, "ir": IrArgs,
              "report_interval": ReportIntervalArgs},
     "pjlink": {"power": PowerArgs, "input": InputArgs},
+    # Sensors are read-only: every action is refused with "known: none".
+    "modbus": {}, "mqtt": {}, "simulated": {},
 }
 
 
