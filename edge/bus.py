@@ -101,8 +101,10 @@ class Subscription:
             return None
         return self._pop()
 
-    def take(self, limit: int) -> list[Any]:
-        """Return up to limit queued events at once (kept ones first), without waiting."""
+    def take(self, limit: int | None = None) -> list[Any]:
+        """Return up to limit (default all) queued events at once, kept ones first; never waits."""
+        if limit is None:
+            limit = len(self._kept) + len(self._queue)
         out: list[Any] = []
         while self._kept and len(out) < limit:
             out.append(self._kept.popleft())

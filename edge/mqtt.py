@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -64,6 +65,41 @@ class StatusTopic:
     offline: bytes
 
 
+def _queue(paho_client: paho.Client, messages: Sequence[tuple[str, bytes]], qos: int) -> None:
+    for topic, payload in messages:
+        info = paho_client.publish(topic, payload, qos)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "could not publish message")
+
+
+def _write_unobserved(paho_client: paho.Client, messages: Sequence[tuple[str, bytes]]) -> None:
+    """Queue QoS 0 messages and write what the socket takes now, with on_publish unset.
+
+    With a callback set, paho builds a reason code and properties for every QoS 0 message
+    it writes, which more than doubles its CPU per message; aiomqtt only needs the callback
+    for publishes it awaits, and the caller checked that none is queued (want_write() was
+    False). PUBACKs (QoS 1 confirmations) arrive on reads, which cannot happen in here.
+    """
+    on_publish = paho_client.on_publish
+    paho_client.on_publish = None
+    try:
+        _queue(paho_client, messages, 0)
+        paho_client.loop_write()
+    finally:
+        paho_client.on_publish = on_publish
+
+
+def _send_without_delay(client: aiomqtt.Client) -> None:
+    """Turn Nagle's algorithm off, as brokers do for their side.
+
+    With it on, a small packet (a safety event) waits for the ACK of the previous one
+    (say a reading), and delayed ACKs make that up to 40 ms.
+    """
+    sock = client._client.socket()
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class MqttLink:
     """Keep one MQTT connection up: reconnect with backoff, resubscribe, status + will."""
 
@@ -85,6 +121,7 @@ class MqttLink:
         self._backoff = backoff or Backoff(1.0, 30.0)
         self._on_state = on_state
         self._subs: list[_Subscription] = []
+        self._connect_hooks: list[Callable[[], Awaitable[None]]] = []
         self._client: aiomqtt.Client | None = None
         # Not "disconnected": the first failed attempt must count as a change and be logged.
         self.state = "starting"
@@ -95,6 +132,10 @@ class MqttLink:
     def connected(self) -> bool:
         """True while a session with the broker is up."""
         return self._client is not None
+
+    def on_connect(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run hook after every (re)connect, e.g. to restore retained state the broker lost."""
+        self._connect_hooks.append(hook)
 
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
         """Register a handler; it is (re)subscribed on every connect."""
@@ -127,20 +168,19 @@ class MqttLink:
             raise MqttUnavailable(self.broker or self.name)
         if not messages:
             return
-        # aiomqtt wakes the caller once per message; queue all but the last on the
-        # underlying paho client directly (same connection, same order) and wait once.
+        # aiomqtt wakes the caller once per message; put all but the last on the underlying
+        # paho client directly (same connection, same order), then wait for the last only.
         paho_client = client._client
-        sent = 0
+        *head, last = messages
         try:
-            for topic, payload in messages[:-1]:
-                info = paho_client.publish(topic, payload, qos)
-                if info.rc != paho.MQTT_ERR_SUCCESS:
-                    raise aiomqtt.MqttCodeError(info.rc, "could not publish message")
-                sent += 1
-            await client.publish(*messages[-1], qos=qos)
+            if qos == 0 and head and not paho_client.want_write():
+                _write_unobserved(paho_client, head)
+            else:
+                _queue(paho_client, head, qos)
+            # Always through aiomqtt: it also re-arms (and then clears) its socket writer.
+            await client.publish(*last, qos=qos)
         except aiomqtt.MqttError as err:
-            self.stats.publish_failed += len(messages) - sent
-            self.stats.published += sent
+            self.stats.publish_failed += len(messages)
             raise MqttUnavailable(self.broker) from err
         self.stats.published += len(messages)
 
@@ -177,6 +217,7 @@ class MqttLink:
             timeout=10,
         )
         async with client:
+            _send_without_delay(client)
             self._client = client
             self.stats.connects += 1
             self._backoff.reset()
@@ -184,6 +225,11 @@ class MqttLink:
                 await client.publish(self._status.topic, self._status.online(), qos=1, retain=True)
                 for sub in self._subs:
                     await client.subscribe(sub.topic_filter, qos=sub.qos)
+                for hook in self._connect_hooks:
+                    try:
+                        await hook()
+                    except MqttUnavailable as err:
+                        log.warning("%s: on-connect publish failed: %s", self.name, err)
                 self._set_state("connected", self.broker)
                 async for message in client.messages:
                     await self._dispatch(message)
@@ -220,6 +266,12 @@ class MqttLink:
                     # Bad payloads are counted and dropped; they never take the link down.
                     self.stats.rejected += 1
                     log.debug("%s: rejected message on %s: %s", self.name, topic, err)
+                except Exception:
+                    # A handler bug must not end the session: a retained message would be
+                    # redelivered on every reconnect and crash the link in a loop.
+                    self.stats.rejected += 1
+                    log.exception("%s: handler for %s failed on a message on %s", self.name,
+                                  sub.topic_filter, topic)
 
     def _set_state(self, state: str, detail: str) -> None:
         if state == self.state:

@@ -27,28 +27,27 @@ class Recorder:
     async def run(self, ready: Callable[[], None]) -> None:
         """Record until cancelled; flush what is buffered on the way out."""
         ready()
+        loop = asyncio.get_running_loop()
         batch: list[Reading] = []
         try:
             while True:
-                batch.append(await self._sub.get())
-                deadline = asyncio.get_running_loop().time() + self._flush_s
-                while len(batch) < self._batch_max:
-                    remaining = deadline - asyncio.get_running_loop().time()
-                    if remaining <= 0:
-                        break
+                await self._sub.wait()
+                deadline = loop.time() + self._flush_s
+                batch += self._sub.take(self._batch_max)
+                while len(batch) < self._batch_max and (remaining := deadline - loop.time()) > 0:
                     try:
                         async with asyncio.timeout(remaining):
-                            batch.append(await self._sub.get())
+                            await self._sub.wait()
                     except TimeoutError:
                         break
+                    batch += self._sub.take(self._batch_max - len(batch))
                 # Hand the batch over before awaiting: if we are cancelled mid-write the
                 # store still finishes it, and the flush below must not write it twice.
                 pending, batch = batch, []
                 self.recorded += len(pending)  # handed over = written (the store shields it)
                 await self._store.add_readings(pending)
         finally:
-            while (item := self._sub.get_nowait()) is not None:
-                batch.append(item)
+            batch += self._sub.take()
             if batch:
                 await self._store.add_readings(batch)
                 self.recorded += len(batch)

@@ -61,3 +61,42 @@ async def test_waiting_subscriber_wakes_on_publish_and_close_stops_delivery() ->
     assert sub.get_nowait() is None
     with pytest.raises(ValueError):
         bus.subscribe("bad", (Reading,), maxsize=0)
+
+
+async def test_kept_types_are_never_dropped_and_come_first() -> None:
+    bus = Bus()
+    sub = bus.subscribe("mixed", (Reading, DeviceStatus), maxsize=2, keep=(DeviceStatus,))
+    for i in range(5):
+        bus.publish(reading(i))
+        bus.publish(DeviceStatus(f"d{i}", True, float(i)))
+    got = sub.take()
+    assert [e.device_id for e in got[:5]] == ["d0", "d1", "d2", "d3", "d4"]
+    assert [int(e.value) for e in got[5:]] == [3, 4]
+    assert sub.stats.dropped == 3 and sub.stats.delivered == 7 and sub.stats.depth == 0
+
+
+async def test_take_returns_at_most_limit_in_order_and_wait_wakes() -> None:
+    bus = Bus()
+    sub = bus.subscribe("batch", (Reading,), maxsize=100)
+    for i in range(10):
+        bus.publish(reading(i))
+    assert [int(e.value) for e in sub.take(4)] == [0, 1, 2, 3]
+    assert [int(e.value) for e in sub.take(100)] == list(range(4, 10))
+    assert sub.take(5) == [] and sub.stats.depth == 0 and sub.stats.delivered == 10
+    waiter = asyncio.create_task(sub.wait())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    bus.publish(reading(11))
+    await asyncio.wait_for(waiter, 1)
+
+
+async def test_a_late_subscriber_gets_events_of_types_already_routed() -> None:
+    bus = Bus()
+    early = bus.subscribe("early", (Reading,))
+    bus.publish(reading(1))
+    late = bus.subscribe("late", (Reading,))
+    bus.publish(reading(2))
+    late.close()
+    bus.publish(reading(3))
+    assert [int(e.value) for e in early.take()] == [1, 2, 3]
+    assert [int(e.value) for e in late.take()] == [2]

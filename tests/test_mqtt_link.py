@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,6 +64,8 @@ async def test_subscribe_publish_and_bad_payloads_do_not_kill_the_link(mosquitto
     got: list[dict[str, object]] = []
 
     async def handler(topic: str, payload: bytes) -> None:
+        if payload == b"bug":
+            raise RuntimeError("a handler bug")  # must not end the session either
         got.append(json.loads(payload))  # json raises ValueError on garbage
 
     link.subscribe("t/in/#", handler)
@@ -70,9 +73,12 @@ async def test_subscribe_publish_and_bad_payloads_do_not_kill_the_link(mosquitto
     await wait_until(lambda: link.state == "connected")
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as peer:
         await peer.publish("t/in/a", b"\xff not json", qos=1)
+        await peer.publish("t/in/c", b"bug", qos=1, retain=True)
         await peer.publish("t/in/b", b'{"ok": 1}', qos=1)
+        await peer.publish("t/in/c", b"", qos=1, retain=True)
     await wait_until(lambda: len(got) == 1)
-    assert got == [{"ok": 1}] and link.stats.rejected == 1 and link.state == "connected"
+    assert got == [{"ok": 1}] and link.stats.rejected == 3 and link.state == "connected"
+    assert link.stats.connects == 1
     await link.publish("t/out", b"x", qos=1)
     assert link.stats.published == 1
     await cancel_and_wait(task)
@@ -107,3 +113,26 @@ async def test_unreachable_broker_is_retried_and_logged_once_per_change(
     finally:
         await cancel_and_wait(task)
         late.stop()
+
+
+async def test_publish_many_delivers_in_order_without_nagle(mosquitto: Mosquitto) -> None:
+    link = make_link(mosquitto.port, "t/status/many", "edge-many")
+    with pytest.raises(MqttUnavailable):
+        await link.publish_many([("t/many/x", b"0")])
+    task = asyncio.create_task(link.run(lambda: None))
+    await wait_until(lambda: link.state == "connected")
+    sock = link._client._client.socket()  # type: ignore[union-attr]
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    got: list[bytes] = []
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as peer:
+        await peer.subscribe("t/many/#", qos=0)
+        await link.publish_many([(f"t/many/{i % 3}", str(i).encode()) for i in range(2000)])
+        await link.publish_many([])
+        async with asyncio.timeout(10):
+            async for message in peer.messages:
+                got.append(bytes(message.payload))  # type: ignore[arg-type]
+                if len(got) == 2000:
+                    break
+    assert got == [str(i).encode() for i in range(2000)]
+    assert link.stats.published == 2000
+    await cancel_and_wait(task)

@@ -8,6 +8,9 @@ import os
 import sqlite3
 from pathlib import Path
 
+from edge.app import Gateway
+from edge.config_loader import load_config
+from edge.sources.nodes import NodeSource
 from firmware_bridge.node_protocol import ReadingKind
 from firmware_bridge.streams import open_pty
 from tests.conftest import Mosquitto
@@ -208,3 +211,38 @@ async def test_a_silent_node_delays_only_its_own_commands(tmp_path: Path, mosqui
         assert "no frame for 1s" in never["detail"]
         await plug.unplug()
     master.close()
+
+
+async def test_status_reaches_a_broker_that_comes_up_late(tmp_path: Path) -> None:
+    # The node comes online while the broker is still down; its retained status must
+    # still be there once the broker is (the gateway publishes it again on connect).
+    from tests.conftest import free_port, start_mosquitto
+
+    plug = Plug(tmp_path / "usb-node1-if00", node_id="node1", interval_s=0.2)
+    plug.plug()
+    port = free_port()
+    late = Mosquitto("127.0.0.1", port, None)  # type: ignore[arg-type]  # not started yet
+    path = gateway_config_path(tmp_path, late, [node_device(plug.link_path)])
+    gateway = Gateway(load_config(path))
+    task = asyncio.create_task(gateway.run())
+    try:
+        async with asyncio.timeout(5):
+            while not any(isinstance(s, NodeSource) and s.availability.online for s in gateway.services):
+                await asyncio.sleep(0.05)
+        broker = start_mosquitto(tmp_path / "late-broker", port)
+        try:
+            async with watching(broker, f"t/{tmp_path.name}/device/#") as mqtt:
+                status = await mqtt.wait_json(f"t/{tmp_path.name}/device/node1/status", timeout=10)
+                assert status["online"] is True
+            async with watching(broker, f"t/{tmp_path.name}/device/#") as later:
+                await later.wait_json(f"t/{tmp_path.name}/device/node1/status")
+                assert all(retained for _, _, retained in later.messages)
+        finally:
+            gateway.request_stop()
+            async with asyncio.timeout(15):
+                await task
+            broker.stop()
+    finally:
+        if not task.done():
+            task.cancel()
+        await plug.unplug()

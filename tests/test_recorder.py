@@ -30,3 +30,20 @@ async def test_cancel_at_any_moment_records_every_reading_exactly_once(
     await store.close()
     assert stats["readings"] == 2000
     assert recorder.recorded == 2000
+
+
+async def test_a_partial_batch_is_written_after_flush_s(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path)
+    bus = Bus()
+    recorder = Recorder(bus, store, batch_max=100, flush_s=0.05)
+    task = asyncio.create_task(recorder.run(lambda: None))
+    for i in range(250):  # two full batches at once, then a trickle
+        bus.publish(Reading("d", "co2", float(i), "ppm", float(i)))
+    await asyncio.sleep(0.01)
+    bus.publish(Reading("d", "co2", 250.0, "ppm", 250.0))
+    async with asyncio.timeout(5):
+        while (await store.stats())["readings"] < 251:
+            await asyncio.sleep(0.01)
+    await cancel_and_wait(task)
+    await store.close()
+    assert recorder.recorded == 251
