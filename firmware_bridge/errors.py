@@ -17,13 +17,15 @@ class TransportError(BridgeError):
 
 
 class CommandTimeout(BridgeError):
-    """A node did not answer a command within the timeout."""
+    """A node answered none of the attempts to send a command (each waited timeout_s)."""
 
-    def __init__(self, port: str, seq: int, timeout_s: float) -> None:
+    def __init__(self, port: str, seq: int, timeout_s: float, attempts: int = 1) -> None:
         self.port = port
         self.seq = seq
         self.timeout_s = timeout_s
-        super().__init__(f"{port}: no ACK/NACK for seq {seq} within {timeout_s:g}s")
+        self.attempts = attempts
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        super().__init__(f"{port}: no ACK/NACK for seq {seq} after {tries} of {timeout_s:g}s")
 
 
 class PjlinkError(BridgeError):

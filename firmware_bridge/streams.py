@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import select
-from typing import Protocol
+import threading
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 import serial
 
 from firmware_bridge.errors import TransportError
 
+_T = TypeVar("_T")
 READ_CHUNK = 512
 POLL_S = 0.1  # a blocking read returns at least this often, so stopping is prompt
 
@@ -39,6 +42,12 @@ class SerialStream:
     def __init__(self, port: serial.SerialBase, name: str) -> None:
         self._port = port
         self.name = name
+        # close() runs on the loop while a worker thread may be inside port.read/write.
+        # Closing the fd under it would let that call use a number the OS may already
+        # have handed to another open. So the last call in flight closes the port.
+        self._guard = threading.Lock()
+        self._busy = 0
+        self._closing = False
 
     @classmethod
     async def open(cls, path: str, baudrate: int = 115200) -> SerialStream:
@@ -54,7 +63,7 @@ class SerialStream:
     async def read(self) -> bytes:
         """Read what arrives within one poll interval."""
         try:
-            return bytes(await asyncio.to_thread(self._read_blocking))
+            return bytes(await asyncio.to_thread(self._in_flight, self._read_blocking))
         except (serial.SerialException, OSError) as err:
             raise TransportError(self.name, str(err)) from err
 
@@ -65,13 +74,38 @@ class SerialStream:
     async def write(self, data: bytes) -> None:
         """Write all bytes (bounded by the write timeout)."""
         try:
-            await asyncio.to_thread(self._port.write, data)
+            await asyncio.to_thread(self._in_flight, lambda: self._port.write(data))
         except (serial.SerialException, OSError) as err:
             raise TransportError(self.name, str(err)) from err
 
     def close(self) -> None:
-        """Close the port."""
+        """Close the port now, or (if a read or write is in progress) cancel it and close after it."""
+        # Synchronous, like every ByteStream.close: the closing is only handed over.
+        with self._guard:
+            if self._closing:
+                return
+            self._closing = True
+            if self._busy:
+                for cancel in ("cancel_read", "cancel_write"):  # not on every pyserial URL class
+                    if (method := getattr(self._port, cancel, None)) is not None:
+                        method()
+                return
         self._port.close()
+
+    def _in_flight(self, call: Callable[[], _T]) -> _T:
+        """Run a blocking port call in this thread, counted so close() can wait for it."""
+        with self._guard:
+            if self._closing:
+                raise serial.SerialException("port is closed")
+            self._busy += 1
+        try:
+            return call()
+        finally:
+            with self._guard:
+                self._busy -= 1
+                last = self._closing and self._busy == 0
+            if last:
+                self._port.close()
 
 
 class FdStream:

@@ -42,12 +42,16 @@ async def test_node_readings_events_availability_and_replug(tmp_path: Path, mosq
         smoke = await mqtt.wait_json("homeassistant/binary_sensor/gw-test_node1/smoke_alarm/config")
         assert smoke["device_class"] == "smoke"
 
-        # A panic-button press is stored with a seq and then published.
-        assert plug.master is not None
-        await plug.master.write(plug.node.raise_alarm(ReadingKind.PANIC_BUTTON))
+        # A panic-button press is stored with a seq and then published: even when its first
+        # frame is lost on the line (the node resends it until the gateway ACKs it).
+        plug.node.lose_next_frames = 1
+        plug.node.press(ReadingKind.PANIC_BUTTON)
         event = await mqtt.wait_json(f"{prefix}/event", lambda b: b["type"] == "panic_button")
         assert event["severity"] == "critical" and event["room_id"] == "r1" and event["seq"] >= 1
-        assert event["source"] == "device:node1"
+        assert event["source"] == "device:node1" and plug.node.frames_lost == 1
+        await asyncio.sleep(1.2)  # ACKed once stored: no more resends, so no second event
+        assert plug.node.unacked_events == []
+        assert [e["type"] for e in mqtt.json_on(f"{prefix}/event")] == ["panic_button"]
 
         # Unplug: offline. Plug back in: online, and readings resume within 5 s.
         await plug.unplug()

@@ -12,7 +12,7 @@ from edge.bus import Bus
 from edge.clock import Clock
 from edge.command_args import Args, IrArgs, LightArgs, RelayArgs, ReportIntervalArgs
 from edge.config_devices import NodeDeviceConfig
-from edge.errors import CommandFailed
+from edge.errors import CommandFailed, StoreError
 from edge.events import Envelope, Reading, SafetyEvent, Severity
 from edge.sources.availability import Availability
 from firmware_bridge.errors import CommandTimeout, TransportError
@@ -89,7 +89,8 @@ class NodeSource:
         )
         self.hello: Hello | None = None
         self._last_frame = 0.0
-        self._events: asyncio.Queue[SafetyEvent] = asyncio.Queue()  # unbounded: events never drop
+        # (frame seq, event): unbounded, events never drop; the node resends until ACKed anyway.
+        self._events: asyncio.Queue[tuple[int, SafetyEvent]] = asyncio.Queue()
         self.readings = 0
         self.events = 0
 
@@ -118,8 +119,8 @@ class NodeSource:
             data: dict[str, Any] = {"device_id": self.config.id, "code": message.code.name.lower()}
             if message.subject is not None:
                 data["input"] = READING_KINDS[message.subject].metric
-            self._events.put_nowait(SafetyEvent(event_type, severity, now, f"device:{self.config.id}",
-                                                self.config.room_id, data))
+            self._events.put_nowait((frame.seq, SafetyEvent(
+                event_type, severity, now, f"device:{self.config.id}", self.config.room_id, data)))
 
     async def run(self, ready: Callable[[], None]) -> None:
         """Keep the port open, watch liveness and persist events until cancelled."""
@@ -131,10 +132,21 @@ class NodeSource:
 
     async def _persist_events(self) -> None:
         while True:
-            event = await self._events.get()
+            seq, event = await self._events.get()
             # Stored (with its seq) before anyone hears of it; record_event publishes after.
-            await self._record_event(event)
+            # Only a stored event is ACKed: until then the node keeps resending it.
+            attempt = 0
+            while True:
+                try:
+                    await self._record_event(event)
+                    break
+                except StoreError as err:
+                    attempt += 1
+                    log.error("%s: cannot store %s event (attempt %d), retrying: %s", self.name,
+                              event.type, attempt, err)
+                    await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
             self.events += 1
+            await self.link.ack(seq)
 
     async def _watch_liveness(self) -> None:
         limit = self.config.heartbeat_s * self.config.missed_heartbeats
@@ -153,18 +165,14 @@ class NodeSource:
                 self.availability.lost(f"no frame for {limit:g}s")
 
     async def execute(self, action: str, args: Args) -> dict[str, Any]:
-        """Send a command, retrying on silence; CommandFailed when the node refuses or is gone."""
+        """Send a command (resent with its seq on silence); CommandFailed if refused or gone."""
         command = firmware_command(args)
-        attempts = self.config.command_retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                reply = await self.link.send(command)
-            except CommandTimeout:
-                log.info("%s: no ACK for %s (attempt %d/%d)", self.name, action, attempt, attempts)
-                continue
-            except TransportError as err:
-                raise CommandFailed("failed", f"node unreachable: {err}") from err
-            if isinstance(reply, Ack):
-                return {"attempts": attempt, "seq": reply.seq}
-            raise CommandFailed("failed", f"node refused: {reply.reason.name.lower()}")
-        raise CommandFailed("timeout", f"no ACK after {attempts} attempts")
+        try:
+            reply = await self.link.send(command, retries=self.config.command_retries)
+        except CommandTimeout as err:
+            raise CommandFailed("timeout", f"no ACK after {err.attempts} attempts") from err
+        except TransportError as err:
+            raise CommandFailed("failed", f"node unreachable: {err}") from err
+        if isinstance(reply, Ack):
+            return {"seq": reply.seq}
+        raise CommandFailed("failed", f"node refused: {reply.reason.name.lower()}")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pymodbus import ModbusException
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, ModbusBaseClient
@@ -55,10 +57,11 @@ class ModbusBus:
 
     def __init__(
         self, name: str, client_factory: Callable[[], ModbusBaseClient], timeout_s: float,
-        retries: int = 1, frame_gap: float = 0.0,
+        retries: int = 1, frame_gap: float = 0.0, preflight: Callable[[], str | None] | None = None,
     ) -> None:
         self.name = name
         self._factory = client_factory
+        self._preflight = preflight  # why connecting cannot work, told before pymodbus hides it
         self._timeout_s = timeout_s
         self._retries = retries
         self._frame_gap = frame_gap
@@ -83,7 +86,8 @@ class ModbusBus:
                 timeout=timeout_s, retries=0, reconnect_delay=0, name=f"rtu:{port}",
             )
 
-        return cls(f"rtu:{port}", client, timeout_s, retries, frame_gap_s(baudrate))
+        return cls(f"rtu:{port}", client, timeout_s, retries, frame_gap_s(baudrate),
+                   functools.partial(serial_port_problem, port))
 
     @classmethod
     def tcp(cls, host: str, port: int = 502, timeout_s: float = 1.0, retries: int = 1) -> ModbusBus:
@@ -185,6 +189,9 @@ class ModbusBus:
         if self._client is not None and self._client.connected:
             return self._client
         self._drop_client()
+        if self._preflight is not None and (problem := self._preflight()) is not None:
+            self.stats.connect_failures += 1
+            raise self._error(unit_id, f"cannot connect: {problem}", "connection")
         client = self._factory()
         # pymodbus returns False for refused, unreachable and absent ports (and logs why);
         # bad serial settings raise instead.
@@ -212,6 +219,21 @@ class ModbusBus:
     def _error(self, unit_id: int, reason: str, kind: str = "bad_response",
                code: int | None = None) -> ModbusReadError:
         return ModbusReadError(self.name, unit_id, reason, kind, code)
+
+
+def serial_port_problem(port: str) -> str | None:
+    """Why a serial device path cannot be opened (missing, no permission), or None if it may."""
+    # pymodbus only returns False (and logs the reason, often silenced); the most common
+    # field faults, a missing adapter and a user outside the dialout group, must show.
+    if "://" in port:
+        return None  # a pyserial URL: nothing on disk to check
+    try:
+        Path(port).stat()
+    except OSError as err:
+        return f"{err.strerror or err}: {port}"
+    if not os.access(port, os.R_OK | os.W_OK):
+        return f"Permission denied: {port} (needs read and write access, e.g. the dialout group)"
+    return None
 
 
 def _send(client: ModbusBaseClient, unit_id: int, block: ReadBlock) -> Awaitable[ModbusPDU]:

@@ -27,7 +27,7 @@ _POLL_S = 0.05  # a bridge thread notices close() at least this often
 
 @dataclass
 class NullModemStats:
-    """Bytes carried in each direction, and bytes dropped because nobody read them."""
+    """Bytes put on the line in each direction, and those of them dropped because nobody read them."""
 
     a_to_b: int = 0
     b_to_a: int = 0
@@ -99,11 +99,12 @@ class NullModem:
             if self._char_s:
                 # Event.wait rather than sleep: close() must not wait out a slow line.
                 self._stop.wait(max(0.0, self._reserve_line(len(data), direction) - time.monotonic()))
-            self._deliver(sink, data)
+            # Counted before delivery: a reader that has the bytes must also see them counted.
             if direction == 0:
                 self.stats.a_to_b += len(data)
             else:
                 self.stats.b_to_a += len(data)
+            self._deliver(sink, data)
 
     def _reserve_line(self, size: int, direction: int) -> float:
         """Book the line for size bytes; return when the last of them has arrived."""

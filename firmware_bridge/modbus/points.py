@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -111,7 +112,9 @@ def decode_points(
 ) -> dict[str, float]:
     """Values (raw * scale + offset) of the points of `function` in data read from start_address."""
     # ValueError, not IndexError or garbage, when a point lies outside the data (a short
-    # response) or a "register" is not 16 bits: the bus turns it into a ModbusReadError.
+    # response), a "register" is not 16 bits, or a value is NaN or infinite (float32 NaN
+    # is how many sensors say "warming up" or "probe fault"; nothing downstream can store
+    # it): the bus turns it into a ModbusReadError.
     values: dict[str, float] = {}
     for point in points:
         if point.function != function:
@@ -123,7 +126,10 @@ def decode_points(
                 f"{len(registers_or_bits)} values read from {start_address}"
             )
         raw = _raw_value(point, registers_or_bits[first:first + point.count])
-        values[point.name] = raw * point.scale + point.offset
+        value = raw * point.scale + point.offset
+        if not math.isfinite(value):
+            raise ValueError(f"{point.name}: value is {value} (raw {raw}), not a number")
+        values[point.name] = value
     return values
 
 

@@ -1,5 +1,6 @@
 """Node protocol v1: COBS-framed, CRC-checked messages between the gateway and sensor nodes."""
 
+from firmware_bridge.node_protocol.event_window import EVENT_WINDOW, EventWindow
 from firmware_bridge.node_protocol.framing import (
     MAX_PAYLOAD,
     PROTOCOL_VERSION,
@@ -24,7 +25,7 @@ from firmware_bridge.node_protocol.messages import (
 )
 
 __all__ = [
-    "MAX_PAYLOAD", "PROTOCOL_VERSION", "READING_KINDS", "Ack", "Command", "CommandAction",
-    "DecoderStats", "Event", "EventCode", "Frame", "FrameDecoder", "Heartbeat", "Hello",
+    "EVENT_WINDOW", "MAX_PAYLOAD", "PROTOCOL_VERSION", "READING_KINDS", "Ack", "Command", "CommandAction",
+    "DecoderStats", "Event", "EventCode", "EventWindow", "Frame", "FrameDecoder", "Heartbeat", "Hello",
     "Message", "Nack", "NackReason", "ReadingKind", "Telemetry", "encode_frame",
 ]

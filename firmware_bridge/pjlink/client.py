@@ -200,6 +200,10 @@ class PjlinkClient:
             raise PjlinkProtocolError(f"{self.name}: line without CR ({what})") from err
         except OSError as err:
             raise PjlinkConnectionError(f"{self.name}: {what}: {err}") from err
+        except (ValueError, OverflowError) as err:
+            # Raised by open_connection for an address it cannot even try: a host that is
+            # not a valid name ("a..b" fails IDNA encoding, a NUL byte) or a port > 65535.
+            raise PjlinkConnectionError(f"{self.name}: {what}: bad address: {err}") from err
 
     async def _query(self, body: str, parse: Callable[[str], _T]) -> _T:
         async with self._batch() as session:

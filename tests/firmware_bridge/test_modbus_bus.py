@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from firmware_bridge.errors import ModbusReadError
-from firmware_bridge.modbus.bus import ModbusBus
+from firmware_bridge.modbus.bus import ModbusBus, serial_port_problem
 from firmware_bridge.modbus.null_modem import NullModem
 from firmware_bridge.modbus.points import RegisterPoint
 from firmware_bridge.modbus.simulator import CO2_ALARM_PPM, SENSOR_POINTS, SERIAL_BASE, SimulatedModbusSensor
+from firmware_bridge.node_protocol import ReadingKind
 
 SETTINGS = (
     RegisterPoint("co2_alarm", 0, "holding", unit="ppm"),
@@ -84,6 +86,19 @@ async def test_exception_and_short_responses_are_read_errors(sensor: SimulatedMo
         await bus.close()
 
 
+async def test_a_nan_reading_is_a_counted_bad_response(sensor: SimulatedModbusSensor) -> None:
+    port = await sensor.serve_tcp("127.0.0.1", 0)
+    bus = ModbusBus.tcp("127.0.0.1", port, timeout_s=0.5, retries=0)
+    try:
+        sensor.units[1].values[ReadingKind.PM25] = math.nan  # served as float32 0x7FC00000
+        with pytest.raises(ModbusReadError, match="pm25: value is nan") as caught:
+            await bus.read(1, SENSOR_POINTS)
+        assert caught.value.kind == "bad_response" and bus.stats.bad_responses == 1
+        assert_matches(await bus.read(2, SENSOR_POINTS), sensor, 2)  # the other unit still reads
+    finally:
+        await bus.close()
+
+
 async def test_tcp_unknown_unit_times_out(sensor: SimulatedModbusSensor) -> None:
     port = await sensor.serve_tcp("127.0.0.1", 0)
     bus = ModbusBus.tcp("127.0.0.1", port, timeout_s=0.15, retries=1)
@@ -146,6 +161,13 @@ async def test_rtu_read_two_slaves_over_null_modem(sensor: SimulatedModbusSensor
 
 async def test_rtu_missing_port_is_a_connection_error() -> None:
     bus = ModbusBus.rtu("/dev/does-not-exist", timeout_s=0.2, retries=0)
-    with pytest.raises(ModbusReadError, match="cannot connect") as caught:
+    with pytest.raises(ModbusReadError, match="cannot connect: No such file or directory") as caught:
         await bus.read(1, SENSOR_POINTS)
     assert caught.value.kind == "connection" and caught.value.bus == "rtu:/dev/does-not-exist"
+    assert bus.stats.connect_failures == 1
+
+
+def test_serial_port_problem() -> None:
+    assert serial_port_problem("/dev/does-not-exist") == "No such file or directory: /dev/does-not-exist"
+    assert serial_port_problem("loop://") is None  # a pyserial URL: nothing to check
+    assert serial_port_problem("/dev/null") is None  # exists, readable and writable

@@ -61,6 +61,21 @@ def test_short_data_and_bad_registers_are_value_errors() -> None:
         decode_points([RegisterPoint("q", 0)], "holding", 0, [70000])
 
 
+@pytest.mark.parametrize(
+    ("point", "registers"),
+    [
+        (RegisterPoint("pm25", 4, "input", "float32"), [0x7FC0, 0x0000]),  # quiet NaN: warming up
+        (RegisterPoint("pm25", 4, "input", "float32"), [0xFF80, 0x0000]),  # -inf
+        (RegisterPoint("pm25", 4, "input", "float32", word_order="little"), [0x0001, 0x7F80]),  # a NaN
+        (RegisterPoint("pm25", 4, "input", "float32", scale=1e300), words("f", 3e38)),  # inf once scaled
+    ],
+)
+def test_non_finite_values_are_value_errors(point: RegisterPoint, registers: list[int]) -> None:
+    # Nothing downstream can store NaN or inf (SQLite binds NaN as NULL; JSON has neither).
+    with pytest.raises(ValueError, match=r"pm25: value is .*, not a number"):
+        decode_points([point], "input", 4, registers)
+
+
 def test_point_validation_and_count() -> None:
     assert RegisterPoint("x", 0, type="float32").count == 2
     assert RegisterPoint("x", 0, type="int16").count == 1

@@ -23,9 +23,10 @@ from firmware_bridge.node_protocol import (
     Telemetry,
     encode_frame,
 )
-from firmware_bridge.simulator import SimulatedNode, run_node
+from firmware_bridge.simulator import EVENT_RESEND_S, EVENT_SENDS, RECENT_COMMANDS, SimulatedNode, run_node
 from firmware_bridge.streams import SerialStream, open_pty
 from tests.conftest import cancel_and_wait
+from tests.node_plug import wait_for
 
 
 async def frames_until(port: SerialStream, decoder: FrameDecoder, want: type,
@@ -114,3 +115,69 @@ async def test_edge_simulate_node_pty_command() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_events_are_resent_with_the_same_seq_until_acked_or_given_up() -> None:
+    now = [100.0]
+    node = SimulatedNode("n", rng=random.Random(4), clock=lambda: now[0])
+    frame = node.raise_alarm(ReadingKind.PANIC_BUTTON)
+    (event,) = FrameDecoder().feed(frame)
+    now[0] += EVENT_RESEND_S - 0.01
+    assert node.due_frames() == []
+    now[0] += 0.01
+    assert node.due_frames() == [frame]  # byte for byte: same seq, so the gateway can dedupe
+    assert node.due_frames() == []  # the next one only after another interval
+    assert node.receive(encode_frame(Ack(event.seq), 9)) == []
+    now[0] += 10
+    assert node.due_frames() == [] and node.unacked_events == []
+
+    node.raise_alarm(ReadingKind.DOOR_OPEN)
+    sends = 1
+    for _ in range(EVENT_SENDS + 3):
+        now[0] += EVENT_RESEND_S
+        sends += len(node.due_frames())
+    assert sends == EVENT_SENDS and node.events_given_up == 1 and node.unacked_events == []
+
+    node.raise_alarm(ReadingKind.SMOKE_ALARM)
+    (hello,) = FrameDecoder().feed(node.restart())  # a reset loses what was not acked
+    assert isinstance(hello.message, Hello) and node.unacked_events == [] and node.events_given_up == 2
+
+
+def test_a_repeated_command_seq_is_answered_but_not_executed_again() -> None:
+    node = SimulatedNode("n", rng=random.Random(4))
+    ir = encode_frame(Command(CommandAction.IR_CODE, channel=0, data=b"\x01"), 40)
+    bad = encode_frame(Command(CommandAction.RELAY, channel=9, value=1), 41)
+
+    def replies(data: bytes) -> list[object]:
+        return [f.message for f in FrameDecoder().feed(b"".join(node.receive(data)))]
+
+    assert replies(ir) == [Ack(40)]
+    assert replies(bad) == [Nack(41, NackReason.BAD_ARGUMENT)]
+    assert replies(ir + bad) == [Ack(40), Nack(41, NackReason.BAD_ARGUMENT)]  # the same answers
+    assert node.ir_sent == [b"\x01"] and node.repeated_commands == 2
+    for seq in range(42, 42 + RECENT_COMMANDS):  # only the last 8 seqs are remembered
+        node.receive(encode_frame(Command(CommandAction.LIGHT_LEVEL, value=seq), seq))
+    assert replies(ir) == [Ack(40)] and node.ir_sent == [b"\x01", b"\x01"]
+    # A gateway HELLO (it reopened the port, maybe restarted) clears the memory too.
+    node.receive(encode_frame(Hello("gateway", "edge"), 1))
+    assert replies(ir) == [Ack(40)] and len(node.ir_sent) == 3
+
+
+async def test_serial_stream_close_waits_for_the_read_in_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    from firmware_bridge import streams
+
+    monkeypatch.setattr(streams, "POLL_S", 30.0)  # a read that would block for 30 s
+    master, path = open_pty()
+    port = await SerialStream.open(path)
+    try:
+        read = asyncio.create_task(port.read())
+        await wait_for(lambda: port._busy == 1)  # the read runs in its worker thread
+        port.close()
+        async with asyncio.timeout(10):  # cancel_read ends it long before the 30 s
+            assert await read == b""
+        assert not port._port.is_open  # closed by the read's thread once it was out
+        with pytest.raises(TransportError, match="closed"):
+            await port.read()
+        port.close()  # twice is harmless
+    finally:
+        master.close()
