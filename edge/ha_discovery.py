@@ -94,10 +94,13 @@ class HomeAssistantDiscovery:
     async def run(self, ready: Callable[[], None]) -> None:
         """Announce new device metrics until cancelled."""
         ready()
+        seen: set[tuple[str, str]] = set()
         async for reading in self._sub:
-            topic, config = self.config_for(reading)
-            if topic in self.announced:
+            key = (reading.device_id, reading.metric)
+            if key in seen:  # the common case, and it must stay cheap: every reading passes here
                 continue
+            topic, config = self.config_for(reading)
             body = json.dumps(config, separators=(",", ":"), ensure_ascii=False).encode()
             if await self._publish(topic, body):
                 self.announced[topic] = body
+                seen.add(key)

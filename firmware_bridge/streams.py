@@ -14,7 +14,7 @@ import serial
 from firmware_bridge.errors import TransportError
 
 _T = TypeVar("_T")
-READ_CHUNK = 512
+READ_CHUNK = 16 * 1024  # one thread hop per read: take whatever has arrived
 POLL_S = 0.1  # a blocking read returns at least this often, so stopping is prompt
 
 

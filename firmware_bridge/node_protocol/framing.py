@@ -77,18 +77,23 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[Frame]:
         """Consume bytes; return the frames they complete (bad ones are counted, not raised)."""
         self.stats.bytes_in += len(data)
-        self._buffer += data
+        buffer = self._buffer
+        buffer += data
         frames: list[Frame] = []
-        while (end := self._buffer.find(DELIMITER)) >= 0:
-            chunk = bytes(self._buffer[:end])
-            del self._buffer[:end + 1]
+        start = 0
+        # Walk the frames by index and trim the buffer once: deleting per frame would copy
+        # the rest of a large read again for every frame in it.
+        while (end := buffer.find(DELIMITER, start)) >= 0:
+            chunk = bytes(buffer[start:end])
+            start = end + 1
             if self._discarding:
                 self._discarding = False
             elif chunk:  # an empty chunk is just a repeated delimiter (line idle)
                 frame = self._decode(chunk)
                 if frame is not None:
                     frames.append(frame)
-        if len(self._buffer) > MAX_ENCODED:
+        del buffer[:start]
+        if len(buffer) > MAX_ENCODED:
             # Bounded memory: noise without delimiters is dropped, not accumulated.
             self.stats.oversize += 1
             self._buffer.clear()
