@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pymodbus import ModbusException
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, ModbusBaseClient
@@ -21,6 +22,7 @@ from firmware_bridge.modbus.points import BIT_FUNCTIONS, ReadBlock, RegisterPoin
 from firmware_bridge.modbus.timing import frame_gap_s
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FUNCTION_CODES = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
 # Exception codes by their names in the Modbus application protocol spec (section 7).
@@ -44,6 +46,7 @@ class BusStats:
     bad_responses: int = 0
     connect_failures: int = 0
     reconnects: int = 0
+    stalls: int = 0  # requests or connects pymodbus did not end itself: the client was replaced
 
 
 @functools.lru_cache(maxsize=256)
@@ -139,10 +142,12 @@ class ModbusBus:
             await asyncio.sleep(delay)
         self.stats.requests += 1
         try:
-            # pymodbus times out first; this only guards against a request that never ends.
+            # pymodbus times out first (and says so as a ModbusIOException); this deadline
+            # only fires for a request that pymodbus does not end.
             async with asyncio.timeout(2 * self._timeout_s + 1.0):
-                response = await _send(client, unit_id, block)
+                response = await _keeping_cancellation(_send(client, unit_id, block))
         except TimeoutError as err:
+            self._stalled(f"reading {what} from unit {unit_id}")
             self.stats.timeouts += 1
             raise self._error(unit_id, f"no response within {self._timeout_s:g}s reading {what}",
                               "timeout") from err
@@ -197,9 +202,17 @@ class ModbusBus:
         # bad serial settings raise instead.
         reason = "cannot connect (refused, unreachable or no such port)"
         try:
-            connected = await client.connect()  # bounded by timeout_s inside pymodbus
+            # Bounded by timeout_s inside pymodbus; the deadline only in case it is not.
+            async with asyncio.timeout(self._timeout_s + 1.0):
+                connected = await _keeping_cancellation(client.connect())
+        except TimeoutError:
+            self._stalled("connecting")
+            reason, connected = f"cannot connect: no connection within {self._timeout_s:g}s", False
         except (OSError, ValueError, ModbusException) as err:
             reason, connected = f"cannot connect: {err}", False
+        except BaseException:
+            client.close()  # cancelled: leave no port open behind
+            raise
         if not connected:
             client.close()
             self.stats.connect_failures += 1
@@ -210,6 +223,12 @@ class ModbusBus:
         self._was_connected = True
         self._client = client
         return client
+
+    def _stalled(self, doing: str) -> None:
+        # Whatever pymodbus waits for, it is not coming: start over with a new client.
+        self.stats.stalls += 1
+        log.warning("%s: pymodbus did not end %s; replacing the client", self.name, doing)
+        self._drop_client()
 
     def _drop_client(self) -> None:
         if self._client is not None:
@@ -234,6 +253,23 @@ def serial_port_problem(port: str) -> str | None:
     if not os.access(port, os.R_OK | os.W_OK):
         return f"Permission denied: {port} (needs read and write access, e.g. the dialout group)"
     return None
+
+
+async def _keeping_cancellation(awaitable: Awaitable[T]) -> T:
+    """Await a pymodbus call, and raise CancelledError if the task was cancelled meanwhile.
+
+    pymodbus waits for responses (and connections) with asyncio.wait_for, which on
+    Python 3.11 returns the result instead of raising when the cancellation comes in the
+    loop iteration that result does (fixed in 3.12). Lost, the cancellation of a poller
+    leaves it polling forever and whoever cancelled it waiting forever; raised again here,
+    it works as asyncio.timeout and Task.cancel() callers expect.
+    """
+    task = asyncio.current_task()
+    cancelling = task.cancelling() if task is not None else 0
+    result = await awaitable
+    if task is not None and task.cancelling() > cancelling:
+        raise asyncio.CancelledError
+    return result
 
 
 def _send(client: ModbusBaseClient, unit_id: int, block: ReadBlock) -> Awaitable[ModbusPDU]:

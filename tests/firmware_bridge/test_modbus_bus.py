@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from pymodbus.client import AsyncModbusTcpClient, ModbusBaseClient
+from pymodbus.pdu import ModbusPDU
 
 from firmware_bridge.errors import ModbusReadError
 from firmware_bridge.modbus.bus import ModbusBus, serial_port_problem
@@ -171,3 +174,64 @@ def test_serial_port_problem() -> None:
     assert serial_port_problem("/dev/does-not-exist") == "No such file or directory: /dev/does-not-exist"
     assert serial_port_problem("loop://") is None  # a pyserial URL: nothing to check
     assert serial_port_problem("/dev/null") is None  # exists, readable and writable
+
+
+async def test_a_cancellation_arriving_with_the_response_is_not_lost(sensor: SimulatedModbusSensor) -> None:
+    # pymodbus waits for a response with asyncio.wait_for, which on Python 3.11 returns the
+    # response instead of raising when the task is cancelled in the loop iteration the
+    # response arrives in: a cancelled poller would poll on forever. trace_pdu runs right
+    # where the response arrives, so the cancellation lands in that iteration every time.
+    port = await sensor.serve_tcp("127.0.0.1", 0)
+    reader: asyncio.Task[dict[str, float]] | None = None
+
+    def cancel_on_response(sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        if not sending and reader is not None:
+            reader.cancel()
+        return pdu
+
+    def client() -> ModbusBaseClient:
+        return AsyncModbusTcpClient("127.0.0.1", port=port, timeout=0.5, retries=0, reconnect_delay=0,
+                                    trace_pdu=cancel_on_response)
+
+    bus = ModbusBus("tcp:test", client, timeout_s=0.5, retries=0)
+    try:
+        assert_matches(await bus.read(1, SENSOR_POINTS), sensor, 1)  # connected, nothing cancelled
+        reader = asyncio.create_task(bus.read(1, SENSOR_POINTS))
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        assert reader.cancelled()
+        reader = None
+        assert_matches(await bus.read(2, SENSOR_POINTS), sensor, 2)  # the bus is still usable
+        assert bus.stats.requests == 3 and bus.stats.responses == 2
+    finally:
+        await bus.close()
+
+
+async def test_a_request_stuck_in_pymodbus_times_out_and_replaces_the_client(
+    sensor: SimulatedModbusSensor,
+) -> None:
+    port = await sensor.serve_tcp("127.0.0.1", 0)
+    clients: list[ModbusBaseClient] = []
+
+    async def never_answers(*_args: object, **_kwargs: object) -> ModbusPDU:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    def client() -> ModbusBaseClient:
+        made = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=0.1, retries=0, reconnect_delay=0)
+        if not clients:  # the first client's requests never end, whatever pymodbus's timeout
+            made.read_input_registers = never_answers  # type: ignore[method-assign,assignment]
+        clients.append(made)
+        return made
+
+    bus = ModbusBus("tcp:test", client, timeout_s=0.1, retries=0)
+    try:
+        with pytest.raises(ModbusReadError, match=r"no response within 0\.1s") as caught:
+            await asyncio.wait_for(bus.read(1, SENSOR_POINTS), timeout=5)
+        assert caught.value.kind == "timeout"
+        assert bus.stats.timeouts == 1 and bus.stats.stalls == 1
+        assert not clients[0].connected  # dropped rather than trusted again
+        assert_matches(await bus.read(1, SENSOR_POINTS), sensor, 1)
+        assert len(clients) == 2 and bus.stats.reconnects == 1
+    finally:
+        await bus.close()

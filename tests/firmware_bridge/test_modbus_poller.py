@@ -7,6 +7,8 @@ import random
 from collections.abc import Callable
 
 import pytest
+from pymodbus.client import AsyncModbusTcpClient, ModbusBaseClient
+from pymodbus.pdu import ModbusPDU
 
 from firmware_bridge.modbus.bus import ModbusBus
 from firmware_bridge.modbus.null_modem import NullModem
@@ -110,3 +112,41 @@ async def test_backoff_doubles_up_to_the_cap_and_callback_errors_do_not_stop_pol
         await sensor.stop()
     with pytest.raises(ValueError, match="unique"):
         ModbusPoller(bus, [device, device], broken_consumer, lambda *_: None)
+
+
+async def test_a_poller_cancelled_as_a_response_arrives_stops() -> None:
+    # The flaky hang of the test above, made deterministic: pymodbus's asyncio.wait_for
+    # (Python 3.11) swallowed a cancel that came in the loop iteration of a response, so
+    # the poller polled on and whoever cancelled it (a service stopping) waited forever.
+    sensor = SimulatedModbusSensor(unit_ids=(1,), update_interval_s=0)
+    port = await sensor.serve_tcp("127.0.0.1", 0)
+    responses = 0
+    task: asyncio.Task[None] | None = None
+
+    def cancel_on_third_response(sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        nonlocal responses
+        if not sending:
+            responses += 1
+            if responses == 3 and task is not None:
+                task.cancel()
+        return pdu
+
+    def client() -> ModbusBaseClient:
+        return AsyncModbusTcpClient("127.0.0.1", port=port, timeout=0.5, retries=0, reconnect_delay=0,
+                                    trace_pdu=cancel_on_third_response)
+
+    bus = ModbusBus("tcp:test", client, timeout_s=0.5)
+    seen: list[dict[str, float]] = []
+    poller = ModbusPoller(bus, [PolledDevice("hall", 1, SENSOR_POINTS, 0.01)],
+                          lambda _key, values: seen.append(values), lambda *_: None)
+    task = asyncio.create_task(poller.run())
+    try:
+        done, _ = await asyncio.wait({task}, timeout=5)
+        assert done, f"the cancelled poller still polls: {responses} responses"
+        assert task.cancelled() and responses == 3 and len(seen) == 2
+    finally:
+        if not task.done():  # without the fix: stop it the hard way rather than hang
+            task.cancel()
+            await asyncio.wait({task}, timeout=1)
+        await bus.close()
+        await sensor.stop()
