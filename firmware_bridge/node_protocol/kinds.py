@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ class KindSpec:
     scale: float  # value = raw * scale
     binary: bool = False  # 0/1 states rather than measurements
 
-    @property
+    @functools.cached_property  # read for every reading; log10 each time showed in profiles
     def decimals(self) -> int:
         """Decimal places the wire format can carry (0.01 -> 2)."""
         return max(0, round(-math.log10(self.scale)))

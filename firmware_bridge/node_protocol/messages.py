@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import cast
 
 from firmware_bridge.node_protocol.kinds import READING_KINDS, ReadingKind
 
@@ -157,11 +158,18 @@ class _Reader:
             raise PayloadError(f"{len(self.data) - self.pos} unexpected bytes after the payload")
 
 
+_MEMBERS: dict[type[IntEnum], dict[int, IntEnum]] = {}
+
+
 def _enum(enum: type[IntEnum], code: int) -> IntEnum:
-    try:
-        return enum(code)
-    except ValueError as err:
-        raise PayloadError(f"unknown {enum.__name__} code 0x{code:02x}") from err
+    # A dict lookup: calling the enum class costs several times more, once per reading.
+    members = _MEMBERS.get(enum)
+    if members is None:
+        members = _MEMBERS[enum] = {int(m): m for m in enum}
+    member = members.get(code)
+    if member is None:
+        raise PayloadError(f"unknown {enum.__name__} code 0x{code:02x}")
+    return member
 
 
 def _text(value: str) -> bytes:
@@ -208,7 +216,7 @@ def unpack(type_code: MessageType, payload: bytes) -> Message:
     elif type_code is MessageType.TELEMETRY:
         readings = []
         for _ in range(r.take("B")):
-            kind = ReadingKind(_enum(ReadingKind, r.take("B")))
+            kind = cast(ReadingKind, _enum(ReadingKind, r.take("B")))
             spec = READING_KINDS[kind]
             readings.append((kind, r.take(spec.fmt) * spec.scale))
         message = Telemetry(tuple(readings))
