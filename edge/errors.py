@@ -98,3 +98,12 @@ class CommandFailed(EdgeError):
         self.status = status  # "failed" or "timeout"
         self.reason = reason
         super().__init__(f"{status}: {reason}")
+
+
+class ModelRefused(EdgeError):
+    """A model file or its card cannot be used (unreadable, invalid, or the sha256 differs)."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"{where}: {reason}")

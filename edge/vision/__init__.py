@@ -1,0 +1,1 @@
+"""On-box vision: model cards, ONNX sessions, decoders, tracking and occupancy."""
