@@ -18,15 +18,37 @@ from firmware_bridge.streams import open_pty
 NODE_INTERVAL_S = 1.0
 
 
+def _modbus_units(config: EdgeConfig) -> dict[str, tuple[int, ...]]:
+    """Unit ids per Modbus port of the config: one simulated sensor answers them all."""
+    units: dict[str, tuple[int, ...]] = {}
+    for dev in config.devices:
+        if isinstance(dev, ModbusDeviceConfig):
+            units[dev.port] = (*units.get(dev.port, ()), dev.unit_id)
+    return units
+
+
+def _baudrate(config: EdgeConfig, port: str) -> int:
+    # Devices sharing a port agree on line settings (config validation checks it).
+    return next(d.baudrate for d in config.devices
+                if isinstance(d, ModbusDeviceConfig) and d.port == port)
+
+
 @contextlib.asynccontextmanager
 async def simulated_classroom(config: EdgeConfig) -> AsyncIterator[EdgeConfig]:
     """Start a simulator for every device of the demo config; yield the config pointing at them."""
     tasks: list[asyncio.Task[None]] = []
     closers = []
     devices = []
-    modbus: SimulatedModbusSensor | None = None
+    sensors: list[SimulatedModbusSensor] = []
+    cables: dict[str, NullModem] = {}  # config port -> the virtual RS-485 line standing in for it
     projectors: list[SimulatedProjector] = []
     try:
+        for port, units in _modbus_units(config).items():
+            cable = cables[port] = NullModem()
+            closers.append(cable.close)
+            sensor = SimulatedModbusSensor(unit_ids=units)
+            sensors.append(sensor)
+            await sensor.serve_rtu(cable.b_path, _baudrate(config, port))
         for dev in config.devices:
             if isinstance(dev, NodeDeviceConfig):
                 stream, path = open_pty()
@@ -35,12 +57,7 @@ async def simulated_classroom(config: EdgeConfig) -> AsyncIterator[EdgeConfig]:
                 tasks.append(asyncio.create_task(run_node(node, stream)))
                 dev = dev.model_copy(update={"port": path})
             elif isinstance(dev, ModbusDeviceConfig):
-                if modbus is None:
-                    cable = NullModem()
-                    closers.append(cable.close)
-                    modbus = SimulatedModbusSensor(unit_ids=(dev.unit_id,))
-                    await modbus.serve_rtu(cable.b_path, dev.baudrate)
-                dev = dev.model_copy(update={"port": cable.a_path})
+                dev = dev.model_copy(update={"port": cables[dev.port].a_path})
             elif isinstance(dev, PjlinkDeviceConfig):
                 projector = SimulatedProjector(lamp_hours=1520)
                 projectors.append(projector)
@@ -51,8 +68,8 @@ async def simulated_classroom(config: EdgeConfig) -> AsyncIterator[EdgeConfig]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if modbus is not None:
-            await modbus.stop()
+        for sensor in sensors:
+            await sensor.stop()
         for projector in projectors:
             await projector.stop()
         for close in closers:

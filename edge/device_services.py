@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from edge.bus import Bus
 from edge.clock import Clock
-from edge.command_args import Args
 from edge.commands import CommandService
 from edge.config import EdgeConfig
 from edge.config_devices import (
@@ -17,7 +15,6 @@ from edge.config_devices import (
     PjlinkDeviceConfig,
     SimulatedSensorConfig,
 )
-from edge.errors import CommandFailed
 from edge.events import Envelope, SafetyEvent
 from edge.mqtt import MqttLink
 from edge.sources.modbus_sensors import ModbusBusSource
@@ -28,10 +25,6 @@ from edge.sources.simulated import SimulatedSensor
 from edge.supervisor import Service
 
 RecordEvent = Callable[[SafetyEvent], Awaitable[Envelope]]
-
-
-async def _read_only(action: str, args: Args) -> dict[str, Any]:
-    raise CommandFailed("rejected", f"{action!r}: the device is read-only")
 
 
 def build_device_services(
@@ -51,18 +44,18 @@ def build_device_services(
             projector = ProjectorSource(dev, passwords.get(dev.id), bus, clock)
             commands.register(dev.id, "pjlink", projector.execute)
             services.append(projector)
-        elif isinstance(dev, SimulatedSensorConfig):
-            services.append(SimulatedSensor(dev, bus, clock))
-        elif isinstance(dev, MqttSensorConfig):
-            mqtt_sensors.append(dev)
-        elif isinstance(dev, ModbusDeviceConfig):
-            modbus_buses.setdefault(dev.port, []).append(dev)
+        else:
+            # Sensors are read-only: registered so a command to one is refused as such
+            # (no action is valid for their type), not as an unknown device.
+            commands.register(dev.id, dev.type, None)
+            if isinstance(dev, SimulatedSensorConfig):
+                services.append(SimulatedSensor(dev, bus, clock))
+            elif isinstance(dev, MqttSensorConfig):
+                mqtt_sensors.append(dev)
+            else:
+                modbus_buses.setdefault(dev.port, []).append(dev)
     # Devices on one port share a bus and one poller, so they take turns on the line.
     services += [ModbusBusSource(port, devs, bus, clock) for port, devs in modbus_buses.items()]
-    for dev in config.devices:
-        if dev.type in ("modbus", "mqtt", "simulated"):
-            # Registered so commands to them are refused as read-only, not as unknown.
-            commands.register(dev.id, dev.type, _read_only)
     if mqtt_sensors:
         services.append(MqttSensorSource(mqtt_sensors, link, bus, clock))
     return services

@@ -49,7 +49,8 @@ class HomeAssistantDiscovery:
         self._discovery = discovery_prefix.rstrip("/")
         self._gateway = gateway_id
         self._info = device_info
-        self.announced: dict[str, bytes] = {}
+        # (device, metric) -> (topic, config) of every config the broker accepted.
+        self.announced: dict[tuple[str, str], tuple[str, bytes]] = {}
         link.subscribe(f"{self._discovery}/status", self._on_ha_status, qos=1)
 
     def config_for(self, reading: Reading) -> tuple[str, dict[str, Any]]:
@@ -81,7 +82,7 @@ class HomeAssistantDiscovery:
 
     async def _on_ha_status(self, topic: str, payload: bytes) -> None:
         if payload.strip() == b"online":  # HA restarted: it may have lost what it knew
-            for config_topic, body in list(self.announced.items()):
+            for config_topic, body in list(self.announced.values()):
                 await self._publish(config_topic, body)
 
     async def _publish(self, topic: str, body: bytes) -> bool:
@@ -94,13 +95,11 @@ class HomeAssistantDiscovery:
     async def run(self, ready: Callable[[], None]) -> None:
         """Announce new device metrics until cancelled."""
         ready()
-        seen: set[tuple[str, str]] = set()
         async for reading in self._sub:
             key = (reading.device_id, reading.metric)
-            if key in seen:  # the common case, and it must stay cheap: every reading passes here
+            if key in self.announced:  # the common case, and cheap: every reading passes here
                 continue
             topic, config = self.config_for(reading)
             body = json.dumps(config, separators=(",", ":"), ensure_ascii=False).encode()
             if await self._publish(topic, body):
-                self.announced[topic] = body
-                seen.add(key)
+                self.announced[key] = (topic, body)

@@ -8,8 +8,6 @@ import os
 import sqlite3
 from pathlib import Path
 
-from edge.app import Gateway
-from edge.config_loader import load_config
 from edge.sources.nodes import NodeSource
 from firmware_bridge.node_protocol import ReadingKind
 from firmware_bridge.streams import open_pty
@@ -227,26 +225,21 @@ async def test_status_reaches_a_broker_that_comes_up_late(tmp_path: Path) -> Non
     port = free_port()
     late = Mosquitto("127.0.0.1", port, None)  # type: ignore[arg-type]  # not started yet
     path = gateway_config_path(tmp_path, late, [node_device(plug.link_path)])
-    gateway = Gateway(load_config(path))
-    task = asyncio.create_task(gateway.run())
     try:
-        async with asyncio.timeout(5):
-            while not any(isinstance(s, NodeSource) and s.availability.online for s in gateway.services):
-                await asyncio.sleep(0.05)
-        broker = start_mosquitto(tmp_path / "late-broker", port)
-        try:
-            async with watching(broker, f"t/{tmp_path.name}/device/#") as mqtt:
-                status = await mqtt.wait_json(f"t/{tmp_path.name}/device/node1/status", timeout=10)
-                assert status["online"] is True
-            async with watching(broker, f"t/{tmp_path.name}/device/#") as later:
-                await later.wait_json(f"t/{tmp_path.name}/device/node1/status")
-                assert all(retained for _, _, retained in later.messages)
-        finally:
-            gateway.request_stop()
-            async with asyncio.timeout(15):
-                await task
-            broker.stop()
+        async with running_gateway(path, connected=False) as gateway:
+            async with asyncio.timeout(5):
+                while not any(isinstance(s, NodeSource) and s.availability.online
+                              for s in gateway.services):
+                    await asyncio.sleep(0.05)
+            broker = start_mosquitto(tmp_path / "late-broker", port)
+            try:
+                async with watching(broker, f"t/{tmp_path.name}/device/#") as mqtt:
+                    status = await mqtt.wait_json(f"t/{tmp_path.name}/device/node1/status", timeout=10)
+                    assert status["online"] is True
+                async with watching(broker, f"t/{tmp_path.name}/device/#") as later:
+                    await later.wait_json(f"t/{tmp_path.name}/device/node1/status")
+                    assert all(retained for _, _, retained in later.messages)
+            finally:
+                broker.stop()
     finally:
-        if not task.done():
-            task.cancel()
         await plug.unplug()

@@ -49,7 +49,7 @@ class LocalCommandTopic:
         # Refuse here what never needs a worker, so nothing big or unknown is queued.
         if len(payload) > MAX_PAYLOAD:
             await self._refuse(device_id, payload, f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-        elif device_id not in self._service.device_ids():
+        elif not self._service.knows(device_id):
             await self._refuse(device_id, payload, f"unknown device {device_id!r}")
         else:
             try:

@@ -45,18 +45,22 @@ class CommandService:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
-        self._devices: dict[str, tuple[str, DeviceExecutor]] = {}
+        self._devices: dict[str, tuple[str, DeviceExecutor | None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._running: set[str] = set()
 
-    def register(self, device_id: str, device_type: str, executor: DeviceExecutor) -> None:
-        """Make a device commandable."""
+    def register(self, device_id: str, device_type: str, executor: DeviceExecutor | None) -> None:
+        """Make a device known; without an executor it is read-only."""
         self._devices[device_id] = (device_type, executor)
         self._locks[device_id] = asyncio.Lock()
 
     def device_ids(self) -> list[str]:
         """Ids of every registered device."""
         return list(self._devices)
+
+    def knows(self, device_id: str) -> bool:
+        """True for a registered device."""
+        return device_id in self._devices
 
     async def reject(self, command_id: str | None, device_id: str, action: str, reason: str,
                      actor: str) -> CommandResult:
@@ -78,6 +82,9 @@ class CommandService:
         except CommandRejected as err:
             return await self.reject(command.command_id, command.device_id, command.action,
                                      err.reason, actor)
+        if executor is None:  # a read-only type has no valid action, so this is a config bug
+            return await self.reject(command.command_id, command.device_id, command.action,
+                                     f"{device_type} devices are read-only", actor)
         if command.expires_at is not None and self._clock.now() > command.expires_at:
             return await self.reject(command.command_id, command.device_id, command.action,
                                      "command expired", actor)

@@ -210,8 +210,8 @@ def unpack(type_code: MessageType, payload: bytes) -> Message:
     message: Message
     if type_code is MessageType.HELLO:
         node_id, firmware = r.text(), r.text()
-        caps = frozenset(ReadingKind(_enum(ReadingKind, c)) for c in r.codes())
-        acts = frozenset(CommandAction(_enum(CommandAction, c)) for c in r.codes())
+        caps = frozenset(cast(ReadingKind, _enum(ReadingKind, c)) for c in r.codes())
+        acts = frozenset(cast(CommandAction, _enum(CommandAction, c)) for c in r.codes())
         message = Hello(node_id, firmware, caps, acts)
     elif type_code is MessageType.TELEMETRY:
         readings = []
@@ -222,17 +222,17 @@ def unpack(type_code: MessageType, payload: bytes) -> Message:
         message = Telemetry(tuple(readings))
     elif type_code is MessageType.EVENT:
         code, subject = r.take("B"), r.take("B")
-        message = Event(EventCode(_enum(EventCode, code)),
-                        ReadingKind(_enum(ReadingKind, subject)) if subject else None)
+        message = Event(cast(EventCode, _enum(EventCode, code)),
+                        cast(ReadingKind, _enum(ReadingKind, subject)) if subject else None)
     elif type_code is MessageType.COMMAND:
         action, channel, value = r.take("B"), r.take("B"), r.take("H")
         data = r.raw(r.take("B"))
-        message = Command(CommandAction(_enum(CommandAction, action)), channel, value, data)
+        message = Command(cast(CommandAction, _enum(CommandAction, action)), channel, value, data)
     elif type_code is MessageType.ACK:
         message = Ack(r.take("H"))
     elif type_code is MessageType.NACK:
         seq = r.take("H")
-        message = Nack(seq, NackReason(_enum(NackReason, r.take("B"))))
+        message = Nack(seq, cast(NackReason, _enum(NackReason, r.take("B"))))
     else:
         message = Heartbeat(r.take("I"))
     r.end()
