@@ -107,3 +107,20 @@ class ModelRefused(EdgeError):
         self.where = where
         self.reason = reason
         super().__init__(f"{where}: {reason}")
+
+
+class CameraUnavailable(EdgeError):
+    """A camera cannot be opened or stopped delivering frames."""
+
+    def __init__(self, camera_id: str, reason: str) -> None:
+        self.camera_id = camera_id
+        self.reason = reason
+        super().__init__(f"camera {camera_id}: {reason}")
+
+
+class FrameRejected(EdgeError):
+    """A frame is unusable (empty, wrong dtype or shape); it is counted and dropped."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
