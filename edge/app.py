@@ -28,8 +28,11 @@ from edge.local_publisher import LocalPublisher
 from edge.mqtt import BrokerEndpoint, MqttLink, StatusTopic
 from edge.recorder import Recorder
 from edge.sdnotify import WatchdogPinger, notify, watchdog_interval
+from edge.sources.cameras import CameraService
 from edge.store import Store, prepare_data_dir
 from edge.supervisor import RestartPolicy, Service, Supervisor
+from edge.vision.models import VisionModels
+from edge.vision.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,9 @@ class Gateway:
         self.health: HealthMonitor | None = None
         self.commands: CommandService | None = None
         self.services: list[Service] = []
+        self.cameras: list[CameraService] = []
+        self.vision: VisionModels | None = None
+        self.snapshots: SnapshotStore | None = None
         self.ready_at: float | None = None
         self.devices_online_at_stop = 0
         # Read secrets now, before the loop runs: fail fast (exit 2), never block the loop.
@@ -61,6 +67,10 @@ class Gateway:
         self._device_passwords = {
             dev.id: dev.resolve_password(f"devices[{i}] ({dev.id})")
             for i, dev in enumerate(config.devices) if isinstance(dev, PjlinkDeviceConfig)
+        }
+        self._camera_passwords = {
+            cam.id: cam.resolve_password(f"cameras[{i}] ({cam.id})")
+            for i, cam in enumerate(config.cameras) if cam.enabled
         }
 
     def _endpoint_factory(self) -> Callable[[], BrokerEndpoint]:
@@ -131,10 +141,33 @@ class Gateway:
                                                    info))
         services += build_device_services(cfg, self.bus, self.clock, self.link, self.commands,
                                           self.record_event, self._device_passwords)
+        services += self._build_cameras()
         interval = watchdog_interval()
         if interval is not None:
             services.append(WatchdogPinger(interval))
         return services
+
+    def _build_cameras(self) -> list[Service]:
+        """One service per enabled camera, sharing one set of models and one inference pool."""
+        cameras = [c for c in self.config.cameras if c.enabled]
+        if not cameras:
+            return []
+        vision = self.config.vision
+        if self.vision is None:  # sessions survive a rebuild: loading them costs seconds
+            self.vision = VisionModels(vision)
+        models = self.vision
+        privacy = vision.privacy
+        if privacy.snapshots:
+            self.snapshots = SnapshotStore(
+                self.config.data_dir / "snapshots",
+                face_finder=models.regions_to_blur if privacy.blur_faces else None,
+                blur_faces=privacy.blur_faces, max_count=privacy.snapshot_max_count,
+                max_bytes=int(privacy.snapshot_max_mb * 1024 * 1024),
+                max_age_s=privacy.snapshot_max_age_days * 86400)
+        self.cameras = [CameraService(cam, self._camera_passwords.get(cam.id), models, self.bus,
+                                      self.clock, self.record_event, self.snapshots)
+                        for cam in cameras]
+        return list(self.cameras)
 
     async def record_event(self, event: SafetyEvent) -> Envelope:
         """Persist a safety event (giving it its seq), then tell the bus."""
@@ -191,3 +224,5 @@ class Gateway:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await store.close()
+            if self.vision is not None:
+                self.vision.close()

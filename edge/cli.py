@@ -10,6 +10,8 @@ from pathlib import Path
 from edge import __version__
 from edge.app import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, Gateway
 from edge.config_loader import check_config, load_config
+from edge.detect_cli import add_parser as add_detect_parser
+from edge.detect_cli import run_detect
 from edge.errors import ConfigError, EdgeError, SecretUnavailable
 from edge.logs import setup_logging
 
@@ -26,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("path", type=Path, help="path of the YAML config")
 
     sub.add_parser("version", help="print the version", description="Print the version.")
+    add_detect_parser(sub)
 
     demo = sub.add_parser(
         "demo", help="run a demo gateway with an embedded broker and simulated classroom",
@@ -111,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args.config)
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "detect":
+            return run_detect(args)
         if args.command == "demo":
             from edge.demo import run_demo
 

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from edge.config_base import Identifier, SecretSource, StrictModel, located
 from edge.config_devices import DeviceConfig, check_devices
+from edge.config_vision import CameraConfig, VisionConfig
 
 __all__ = ["EdgeConfig", "Identifier", "SecretSource", "StrictModel", "located"]
 
@@ -202,6 +203,8 @@ class EdgeConfig(StrictModel):
     devices: list[DeviceConfig] = Field(
         default_factory=list, description="Devices attached to this gateway, each with a type."
     )
+    vision: VisionConfig = Field(default_factory=VisionConfig, description="On-box vision models.")
+    cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras watched by this gateway.")
 
     @model_validator(mode="after")
     def _references(self) -> EdgeConfig:
@@ -210,6 +213,14 @@ class EdgeConfig(StrictModel):
             if room_ids.index(room_id) != i:
                 raise located(f"room id {room_id!r} is used twice", "rooms", i, "id")
         check_devices(self.devices, room_ids)
+        device_ids = {d.id for d in self.devices}
+        camera_ids: list[str] = []
+        for i, camera in enumerate(self.cameras):
+            if camera.room_id not in room_ids:
+                raise located(f"room {camera.room_id!r} is not in rooms", "cameras", i, "room_id")
+            if camera.id in camera_ids or camera.id in device_ids:
+                raise located(f"id {camera.id!r} is already used by a camera or device", "cameras", i, "id")
+            camera_ids.append(camera.id)
         return self
 
     def local_topic_prefix(self) -> str:

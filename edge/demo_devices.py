@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from edge.config import EdgeConfig
 from edge.config_devices import ModbusDeviceConfig, NodeDeviceConfig, PjlinkDeviceConfig
+from edge.config_vision import CameraConfig
 from firmware_bridge.modbus.null_modem import NullModem
 from firmware_bridge.modbus.simulator import SimulatedModbusSensor
 from firmware_bridge.pjlink.simulator import SimulatedProjector
@@ -16,6 +19,20 @@ from firmware_bridge.simulator import SimulatedNode, run_node
 from firmware_bridge.streams import open_pty
 
 NODE_INTERVAL_S = 1.0
+DEMO_CLIP_URL = "file:demo-clip"
+DEMO_CLIP = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "vtest-cut.mp4"
+
+log = logging.getLogger(__name__)
+
+
+def demo_cameras(config: EdgeConfig) -> list[CameraConfig]:
+    """The demo's cameras with the placeholder URL pointing at the committed real clip."""
+    if not DEMO_CLIP.is_file():
+        log.warning("demo clip %s is missing (not a source checkout?): the demo runs without cameras",
+                    DEMO_CLIP)
+        return []
+    return [cam.model_copy(update={"url": f"file:{DEMO_CLIP}"}) if cam.url == DEMO_CLIP_URL else cam
+            for cam in config.cameras]
 
 
 def _modbus_units(config: EdgeConfig) -> dict[str, tuple[int, ...]]:
@@ -63,7 +80,7 @@ async def simulated_classroom(config: EdgeConfig) -> AsyncIterator[EdgeConfig]:
                 projectors.append(projector)
                 dev = dev.model_copy(update={"host": "127.0.0.1", "port": await projector.start()})
             devices.append(dev)
-        yield config.model_copy(update={"devices": devices})
+        yield config.model_copy(update={"devices": devices, "cameras": demo_cameras(config)})
     finally:
         for task in tasks:
             task.cancel()

@@ -63,6 +63,53 @@ class Occupancy:
 
 
 @dataclass(frozen=True, slots=True)
+class ZonePresence:
+    """A tracked person entered or left a camera zone (intrusion and loitering rules use it)."""
+
+    camera_id: str
+    room_id: str
+    zone_id: str
+    track_id: int
+    entered_at: float
+    ts: float
+    present: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LineCrossing:
+    """People crossed a doorway line since the last report; totals since start."""
+
+    camera_id: str
+    room_id: str
+    line_id: str
+    ins: int
+    outs: int
+    total_in: int
+    total_out: int
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStats:
+    """A camera's health, reported periodically."""
+
+    camera_id: str
+    room_id: str
+    online: bool
+    ts: float
+    input_fps: float = 0.0
+    detect_fps: float = 0.0
+    inferences: int = 0
+    frames: int = 0
+    dropped: int = 0
+    bad_frames: int = 0
+    reconnects: int = 0
+    stalls: int = 0
+    last_frame_age_s: float | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Command:
     """A request to make a device do something."""
 
@@ -96,4 +143,5 @@ class Envelope:
     stored_at: float
 
 
-BusEvent = Reading | DeviceStatus | Detection | Occupancy | Command | SafetyEvent | Envelope
+BusEvent = (Reading | DeviceStatus | Detection | Occupancy | ZonePresence | LineCrossing | CameraStats
+            | Command | SafetyEvent | Envelope)

@@ -6,15 +6,18 @@ import json
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import asdict
 
 from edge.bus import Bus, DropPolicy
 from edge.errors import MqttUnavailable
-from edge.events import DeviceStatus, Envelope, Reading
+from edge.events import CameraStats, DeviceStatus, Envelope, LineCrossing, Occupancy, Reading, ZonePresence
 from edge.mqtt import MqttLink
 from edge.store.database import event_record
 
 log = logging.getLogger(__name__)
 
+Published = Reading | DeviceStatus | Envelope | Occupancy | ZonePresence | LineCrossing | CameraStats
+VISION_EVENTS = (Occupancy, ZonePresence, LineCrossing, CameraStats)
 BATCH_MAX = 500  # readings per hand-over to the client: one wake-up each, short loop turns
 
 
@@ -27,6 +30,27 @@ def _number(value: object) -> str:
     if type(value) is float and math.isfinite(value):
         return repr(value)
     return json.dumps(value)
+
+
+def render_vision(
+    prefix: str, event: Occupancy | ZonePresence | LineCrossing | CameraStats
+) -> tuple[str, bytes, int, bool]:
+    """Topic, payload, QoS and retain for a vision event: counts and ids only, never pixels."""
+    if isinstance(event, Occupancy):
+        where = f"{event.camera_id}/{event.zone_id}" if event.zone_id else f"{event.camera_id}"
+        body: dict[str, object] = {"room_id": event.room_id, "camera_id": event.camera_id,
+                                   "zone_id": event.zone_id, "count": event.count, "ts": event.ts}
+        return f"{prefix}/occupancy/{event.room_id}/{where}", _json(body), 1, True
+    if isinstance(event, ZonePresence):
+        body = {"room_id": event.room_id, "track_id": event.track_id, "present": event.present,
+                "entered_at": event.entered_at, "ts": event.ts}
+        return f"{prefix}/camera/{event.camera_id}/zone/{event.zone_id}/presence", _json(body), 1, False
+    if isinstance(event, LineCrossing):
+        body = {"room_id": event.room_id, "in": event.ins, "out": event.outs,
+                "total_in": event.total_in, "total_out": event.total_out, "ts": event.ts}
+        return f"{prefix}/camera/{event.camera_id}/line/{event.line_id}", _json(body), 1, True
+    stats = {k: v for k, v in asdict(event).items() if k != "camera_id"}
+    return f"{prefix}/camera/{event.camera_id}/stats", _json(stats), 0, True
 
 
 class _ReadingTemplate:
@@ -57,9 +81,9 @@ class LocalPublisher:
     name = "local-publisher"
 
     def __init__(self, bus: Bus, link: MqttLink, prefix: str) -> None:
-        self._sub = bus.subscribe("local-publisher", (Reading, DeviceStatus, Envelope),
+        self._sub = bus.subscribe("local-publisher", (Reading, DeviceStatus, Envelope) + VISION_EVENTS,
                                   maxsize=5000, policy=DropPolicy.DROP_OLDEST,
-                                  keep=(DeviceStatus, Envelope))
+                                  keep=(DeviceStatus, Envelope, Occupancy, ZonePresence, LineCrossing))
         self._link = link
         self._prefix = prefix
         self._templates: dict[tuple[str, str, str, str | None], _ReadingTemplate] = {}
@@ -71,11 +95,13 @@ class LocalPublisher:
         self.published = 0
         self.dropped_offline = 0
 
-    def render(self, event: Reading | DeviceStatus | Envelope) -> tuple[str, bytes, int, bool]:
+    def render(self, event: Published) -> tuple[str, bytes, int, bool]:
         """Return topic, payload, QoS and retain flag for an event."""
         if isinstance(event, Reading):
             topic, payload = self._reading_message(event)
             return topic, payload, 0, False
+        if isinstance(event, VISION_EVENTS):
+            return render_vision(self._prefix, event)
         if isinstance(event, DeviceStatus):
             body = {"online": event.online, "ts": event.ts, "room_id": event.room_id,
                     "detail": event.detail}
@@ -116,7 +142,7 @@ class LocalPublisher:
             topic, payload, qos, retain = self.render(status)
             await self._link.publish(topic, payload, qos=qos, retain=retain)
 
-    async def _publish_one(self, event: DeviceStatus | Envelope) -> None:
+    async def _publish_one(self, event: Published) -> None:
         if isinstance(event, DeviceStatus):
             self.statuses[event.device_id] = event
         topic, payload, qos, retain = self.render(event)

@@ -84,10 +84,19 @@ class Supervisor:
             if on_started is not None:
                 on_started()
             stop_wait: asyncio.Task[object] = asyncio.create_task(self._stop.wait())
-            done, _ = await asyncio.wait({stop_wait, *tasks}, return_when=asyncio.FIRST_COMPLETED)
-            stop_wait.cancel()
-            for finished in done - {stop_wait}:
-                finished.result()  # re-raises RestartBudgetExhausted
+            # A service that finished on its own (nothing to do) leaves the others running;
+            # only stop() or an exhausted restart budget ends the run.
+            running = set(tasks)
+            try:
+                while True:
+                    done, _ = await asyncio.wait({stop_wait, *running}, return_when=asyncio.FIRST_COMPLETED)
+                    for finished in done - {stop_wait}:
+                        finished.result()  # re-raises RestartBudgetExhausted
+                        running.discard(finished)
+                    if stop_wait in done:
+                        break
+            finally:
+                stop_wait.cancel()
         finally:
             await self._shutdown(tasks)
 

@@ -128,3 +128,26 @@ def test_restart_delays_double_with_jitter_inside_the_cap() -> None:
     state = ServiceState("x")
     delays = [sup._record_crash(state, RuntimeError()) for _ in range(4)]
     assert delays == [1.0, 2.0, 4.0, 4.0]
+
+
+class FinishesAtOnce:
+    """A service with nothing to do (e.g. no devices to take commands for)."""
+
+    name = "idle"
+
+    async def run(self, ready: Callable[[], None]) -> None:
+        ready()
+
+
+async def test_a_service_that_finishes_does_not_stop_the_others() -> None:
+    journal: list[str] = []
+    sup = Supervisor([FinishesAtOnce(), Recorded("camera", journal)], FAST)
+    started = asyncio.Event()
+    task = asyncio.create_task(sup.run(started.set))
+    await asyncio.wait_for(started.wait(), 2)
+    await asyncio.sleep(0.2)
+    assert not task.done() and "stop camera" not in journal
+    assert [s["state"] for s in sup.status()] == ["finished", "running"]
+    sup.stop()
+    await asyncio.wait_for(task, 3)
+    assert journal[-1] == "stop camera"

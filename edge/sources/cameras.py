@@ -1,0 +1,231 @@
+"""Camera service: newest frame -> motion gate -> shared person model -> counts, presence, tamper."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.bus import Bus
+from edge.clock import Clock
+from edge.config_vision import CameraConfig
+from edge.errors import EdgeError, FrameRejected
+from edge.events import (
+    CameraStats,
+    Detection,
+    Envelope,
+    LineCrossing,
+    Occupancy,
+    SafetyEvent,
+    Severity,
+    ZonePresence,
+)
+from edge.sources.availability import Availability
+from edge.vision.camera_analytics import AnalyticsUpdate, CameraAnalytics, relative_boxes
+from edge.vision.camera_reader import CameraReader, Frame
+from edge.vision.detector import Found
+from edge.vision.models import VisionModels
+from edge.vision.motion import MotionGate
+from edge.vision.snapshots import SnapshotRefused, SnapshotStore
+from edge.vision.tamper import TamperDetector
+from edge.vision.zones import Zone
+
+log = logging.getLogger(__name__)
+
+RecordEvent = Callable[[SafetyEvent], Awaitable[Envelope]]
+STATS_EVERY_S = 10.0
+ZONE_SNAPSHOT_EVERY_S = 60.0  # evidence for an intrusion, not a photo album of everyone passing
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """What the pool worked out for one frame."""
+
+    inferred: bool
+    found: list[Found]
+    tamper_changes: list[tuple[str, bool]]
+    width: int
+    height: int
+
+
+class CameraService:
+    """Service: one camera, read on its own thread, analysed in the shared inference pool."""
+
+    def __init__(self, camera: CameraConfig, password: str | None, models: VisionModels, bus: Bus,
+                 clock: Clock, record_event: RecordEvent, snapshots: SnapshotStore | None) -> None:
+        self.name = f"camera-{camera.id}"
+        self.camera = camera
+        self._url = camera.stream_url(password)
+        self._models = models
+        self._bus = bus
+        self._clock = clock
+        self._record_event = record_event
+        self._snapshots = snapshots
+        self._availability = Availability(camera.id, camera.room_id, bus, clock)
+        self._gate = MotionGate(min_changed_fraction=camera.motion.min_changed_fraction,
+                                recheck_s=camera.motion.recheck_s) if camera.motion.enabled else None
+        self._tamper = TamperDetector(hold_s=camera.tamper.hold_s) if camera.tamper.enabled else None
+        self._analytics = CameraAnalytics(camera)
+        self._ignore = [Zone(f"ignore-{i}", polygon) for i, polygon in enumerate(camera.ignore)]
+        self._last_found: list[Found] = []
+        self._latest: Frame | None = None
+        self.reader: CameraReader | None = None
+        self.inferences = 0
+        self.detections = 0
+        self.occupancy_updates = 0
+        self.frames_analysed = 0
+        self.bad_frames = 0
+        self._detect_times: list[float] = []
+        self._zone_snapshot_at: dict[str, float] = {}
+
+    async def run(self, ready: Callable[[], None]) -> None:
+        """Read and analyse until cancelled; the reader thread is stopped on the way out."""
+        reader = self.reader = CameraReader(
+            self.camera.id, self._url, open_timeout_s=self.camera.open_timeout_s,
+            read_timeout_s=self.camera.read_timeout_s)
+        reader.start()
+        ready()
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.camera.detect_fps
+        last_index = 0
+        next_stats = time.monotonic() + STATS_EVERY_S
+        try:
+            while True:
+                started = time.monotonic()
+                frame = reader.latest()
+                self._follow_health(reader)
+                if frame is not None and frame.index != last_index:
+                    last_index = frame.index
+                    self._latest = frame
+                    result = await loop.run_in_executor(self._models.pool, self._analyse, frame)
+                    if result is not None:
+                        await self._apply(result, frame)
+                if started >= next_stats:
+                    next_stats = started + STATS_EVERY_S
+                    self._bus.publish(self.stats(reader))
+                await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+        finally:
+            await asyncio.to_thread(reader.stop)
+
+    def _follow_health(self, reader: CameraReader) -> None:
+        health = reader.health()
+        if health.online:
+            self._availability.seen()
+        elif health.last_error or health.frames:
+            self._availability.lost(health.last_error or "no frames")
+
+    def _analyse(self, frame: Frame) -> FrameResult | None:
+        """In the pool: tamper check, motion gate, and the person model when it is needed."""
+        image = frame.image
+        now = frame.mono_ts
+        height, width = image.shape[:2]
+        try:
+            changes: list[tuple[str, bool]] = []
+            if self._tamper is not None:
+                self._tamper.update(image, now)
+                changes = list(self._tamper.changes)
+            if self._gate is not None and not self._gate.check(image, now).infer:
+                return FrameResult(False, self._last_found, changes, width, height)
+            found = self._without_ignored(self._models.detect_persons(image), width, height)
+        except FrameRejected as err:
+            self.bad_frames += 1
+            log.debug("camera %s: frame dropped: %s", self.camera.id, err.reason)
+            return None
+        self._last_found = found
+        return FrameResult(True, found, changes, width, height)
+
+    def _without_ignored(self, found: list[Found], width: int, height: int) -> list[Found]:
+        if not self._ignore:
+            return found
+        kept = []
+        for item in found:
+            x = (item.box[0] + item.box[2]) / 2 / width
+            y = (item.box[1] + item.box[3]) / 2 / height
+            if not any(zone.contains(x, y) for zone in self._ignore):
+                kept.append(item)
+        return kept
+
+    async def _apply(self, result: FrameResult, frame: Frame) -> None:
+        now = self._clock.now()
+        self.frames_analysed += 1
+        if result.inferred:
+            self.inferences += 1
+            self._detect_times.append(time.monotonic())
+            for found in result.found:
+                box = (found.box[0] / result.width, found.box[1] / result.height,
+                       found.box[2] / result.width, found.box[3] / result.height)
+                self._bus.publish(Detection(self.camera.id, found.label, found.score, box, now))
+            self.detections += len(result.found)
+        # A skipped frame means nothing moved: the last result still stands, so tracks
+        # (and how long someone has stood in a zone) carry on instead of expiring.
+        update = self._analytics.update(relative_boxes(result.found, result.width, result.height),
+                                        frame.mono_ts)
+        self._publish(update, now)
+        for kind, active in result.tamper_changes:
+            await self._tamper_event(kind, active, frame, now)
+        for presence in update.presence:
+            if presence.present:
+                await self._presence_snapshot(presence.zone_id, frame)
+
+    def _publish(self, update: AnalyticsUpdate, now: float) -> None:
+        cam, room = self.camera.id, self.camera.room_id
+        for zone_id, count in update.counts.items():
+            self.occupancy_updates += 1
+            self._bus.publish(Occupancy(room, count, now, camera_id=cam, zone_id=zone_id))
+        for p in update.presence:
+            self._bus.publish(ZonePresence(cam, room, p.zone_id, p.track_id, p.entered_at, now, p.present))
+        for c in update.crossings:
+            self._bus.publish(LineCrossing(cam, room, c.line_id, c.ins, c.outs, c.total_in, c.total_out, now))
+
+    async def _tamper_event(self, kind: str, active: bool, frame: Frame, now: float) -> None:
+        data: dict[str, object] = {"camera_id": self.camera.id, "kind": kind, "active": active}
+        if active:
+            snapshot_id = await self._snapshot(frame, f"tamper:{kind}")
+            if snapshot_id:
+                data["snapshot_id"] = snapshot_id
+        event = SafetyEvent("camera_tamper" if active else "camera_tamper_cleared",
+                            Severity.WARNING if active else Severity.INFO, now, f"camera:{self.camera.id}",
+                            self.camera.room_id, data)
+        log.warning("camera %s: %s %s", self.camera.id, kind, "detected" if active else "cleared")
+        await self._record_event(event)
+
+    async def _presence_snapshot(self, zone_id: str, frame: Frame) -> None:
+        # Kept for the alerts layer (intrusion evidence); ids only ever leave the box.
+        last = self._zone_snapshot_at.get(zone_id)
+        if last is not None and frame.mono_ts - last < ZONE_SNAPSHOT_EVERY_S:
+            return
+        self._zone_snapshot_at[zone_id] = frame.mono_ts
+        await self._snapshot(frame, f"zone:{zone_id}")
+
+    async def _snapshot(self, frame: Frame, reason: str) -> str | None:
+        if self._snapshots is None:
+            return None
+        store = self._snapshots
+        try:
+            snap = await asyncio.get_running_loop().run_in_executor(
+                self._models.pool, store.save, frame.image, self.camera.id, reason)
+        except (SnapshotRefused, EdgeError, OSError) as err:
+            log.warning("camera %s: snapshot not kept: %s", self.camera.id, type(err).__name__)
+            return None
+        return snap.snapshot_id
+
+    def latest_image(self) -> np.ndarray | None:
+        """The newest frame seen (for a blurred still on the console); never published."""
+        return self._latest.image if self._latest else None
+
+    def stats(self, reader: CameraReader) -> CameraStats:
+        """Current health figures for this camera."""
+        health = reader.health()
+        cutoff = time.monotonic() - STATS_EVERY_S
+        self._detect_times = [t for t in self._detect_times if t >= cutoff]
+        return CameraStats(
+            self.camera.id, self.camera.room_id, health.online, self._clock.now(),
+            input_fps=round(health.input_fps, 2),
+            detect_fps=round(len(self._detect_times) / STATS_EVERY_S, 2),
+            inferences=self.inferences, frames=health.frames, dropped=health.dropped,
+            bad_frames=health.bad_frames + self.bad_frames, reconnects=health.reconnects,
+            stalls=health.stalls, last_frame_age_s=health.last_frame_age_s, last_error=health.last_error)

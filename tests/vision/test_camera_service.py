@@ -1,0 +1,108 @@
+"""Cameras through the whole gateway: counts on local MQTT, offline cameras, tampering, no pixels out."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, Mosquitto, free_port
+from tests.gateway_harness import gateway_config_path, running_gateway, watching
+
+CLIP = REPO / "tests" / "fixtures" / "vtest-cut.mp4"
+
+
+def camera(camera_id: str, url: str, **extra: Any) -> dict[str, Any]:
+    return {"id": camera_id, "room_id": "r1", "url": url, "detect_fps": 4, "smoothing_s": 1,
+            "open_timeout_s": 2, "read_timeout_s": 2, **extra}
+
+
+def covered_clip(path: Path) -> Path:
+    """Real frames of the clip, then the lens covered (black frames): a derived real video."""
+    source = cv2.VideoCapture(str(CLIP))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (768, 576))
+    try:
+        for _ in range(60):
+            ok, frame = source.read()
+            assert ok
+            writer.write(frame)
+        for _ in range(150):
+            writer.write(np.full((576, 768, 3), 4, np.uint8))
+    finally:
+        writer.release()
+        source.release()
+    return path
+
+
+@pytest.fixture
+def fast_stats(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("edge.sources.cameras.STATS_EVERY_S", 1.0)
+
+
+async def test_file_camera_counts_people_and_sends_no_pixels(tmp_path: Path, mosquitto: Mosquitto,
+                                                             fast_stats: None) -> None:
+    prefix = f"t/{tmp_path.name}"
+    cams = [camera("cam1", f"file:{CLIP}",
+                   zones=[{"id": "path", "polygon": [[0.3, 0.3], [0.95, 0.3], [0.95, 0.75], [0.3, 0.75]]}],
+                   lines=[{"id": "door", "a": [0.6, 0.2], "b": [0.6, 0.8]}])]
+    path = gateway_config_path(tmp_path, mosquitto, [], cameras=cams)
+    async with watching(mosquitto, f"{prefix}/#") as mqtt, running_gateway(path) as gateway:
+        await mqtt.wait_json(f"{prefix}/device/cam1/status", lambda b: b["online"], timeout=15)
+        # People walk through this clip the whole time: the camera count settles above 1.
+        await mqtt.wait_json(f"{prefix}/occupancy/r1/cam1", lambda b: b["count"] >= 2, timeout=20)
+        await mqtt.wait_json(f"{prefix}/occupancy/r1/cam1/path", timeout=10)
+        presence = await mqtt.wait_json(f"{prefix}/camera/cam1/zone/path/presence",
+                                        lambda b: b["present"], timeout=10)
+        assert presence["room_id"] == "r1" and isinstance(presence["track_id"], int)
+        stats = await mqtt.wait_json(f"{prefix}/camera/cam1/stats",
+                                     lambda b: b["inferences"] > 0 and b["input_fps"] > 0, timeout=10)
+        assert 3 <= stats["input_fps"] <= 15, stats  # the clip plays at its own 10 fps
+        assert stats["online"] and stats["last_error"] is None
+        assert gateway.cameras[0].detections > 0
+    # Privacy: nothing that left over MQTT is an image or anywhere near the size of one.
+    assert mqtt.messages
+    for topic, payload, _ in mqtt.messages:
+        assert len(payload) < 4096, topic
+        assert b"\xff\xd8\xff" not in payload and b"\x89PNG" not in payload, topic
+    snapshots = tmp_path / "data" / "snapshots"
+    if snapshots.exists():  # a zone entry keeps a blurred snapshot, owner-only
+        assert stat.S_IMODE(snapshots.stat().st_mode) == 0o700
+        for item in snapshots.iterdir():
+            assert stat.S_IMODE(item.stat().st_mode) == 0o600, item
+
+
+async def test_a_refusing_camera_is_offline_and_the_others_keep_counting(
+        tmp_path: Path, mosquitto: Mosquitto, fast_stats: None) -> None:
+    prefix = f"t/{tmp_path.name}"
+    dead = f"http://127.0.0.1:{free_port()}/video.mjpg"
+    cams = [camera("dead", dead), camera("good", f"file:{CLIP}")]
+    path = gateway_config_path(tmp_path, mosquitto, [], cameras=cams)
+    async with watching(mosquitto, f"{prefix}/#") as mqtt, running_gateway(path):
+        status = await mqtt.wait_json(f"{prefix}/device/dead/status", lambda b: not b["online"], timeout=15)
+        assert status["detail"], status
+        stats = await mqtt.wait_json(f"{prefix}/camera/dead/stats", timeout=10)
+        assert not stats["online"] and stats["last_error"]
+        await mqtt.wait_json(f"{prefix}/occupancy/r1/good", lambda b: b["count"] >= 1, timeout=20)
+        await asyncio.sleep(1.0)
+        later = mqtt.json_on(f"{prefix}/camera/dead/stats")[-1]
+        assert later["reconnects"] >= 1 or later["last_error"]
+
+
+async def test_a_covered_lens_raises_a_tamper_event_with_a_snapshot(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    prefix = f"t/{tmp_path.name}"
+    clip = covered_clip(tmp_path / "covered.mp4")
+    cams = [camera("cam1", f"file:{clip}", detect_fps=5, tamper={"hold_s": 1.0})]
+    path = gateway_config_path(tmp_path, mosquitto, [], cameras=cams)
+    async with watching(mosquitto, f"{prefix}/#") as mqtt, running_gateway(path) as gateway:
+        event = await mqtt.wait_json(f"{prefix}/event", lambda b: b["type"] == "camera_tamper", timeout=25)
+        assert event["data"]["kind"] == "covered" and event["data"]["active"] is True
+        assert event["severity"] == "warning" and event["room_id"] == "r1"
+        snapshot_id = event["data"].get("snapshot_id")
+        assert snapshot_id and gateway.snapshots is not None
+        assert gateway.snapshots.path_for(snapshot_id) is not None
