@@ -81,7 +81,7 @@ class LocalPublisher:
     name = "local-publisher"
 
     def __init__(self, bus: Bus, link: MqttLink, prefix: str) -> None:
-        self._sub = bus.subscribe("local-publisher", (Reading, DeviceStatus, Envelope) + VISION_EVENTS,
+        self._sub = bus.subscribe("local-publisher", (Reading, DeviceStatus, Envelope, *VISION_EVENTS),
                                   maxsize=5000, policy=DropPolicy.DROP_OLDEST,
                                   keep=(DeviceStatus, Envelope, Occupancy, ZonePresence, LineCrossing))
         self._link = link

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 
@@ -209,14 +208,3 @@ def test_bad_input_is_refused() -> None:
         TamperDetector().update(np.zeros((48, 64, 3), np.float64), 0.0)
     with pytest.raises(ValueError, match="blur_ratio"):
         TamperDetector(blur_ratio=1.5)
-
-
-def test_update_cost_at_768x576() -> None:
-    detector, start = learned()
-    frames = clip_frames()[:60]
-    started = time.perf_counter()
-    for i, frame in enumerate(frames):
-        detector.update(frame, start + i * STEP_S)
-    per_frame_ms = (time.perf_counter() - started) / len(frames) * 1000
-    print(f"tamper update: {per_frame_ms:.2f} ms per 768x576 frame")
-    assert per_frame_ms < 50.0  # about 3 ms on a laptop core; it runs at 2 fps at most
