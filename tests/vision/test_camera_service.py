@@ -106,3 +106,32 @@ async def test_a_covered_lens_raises_a_tamper_event_with_a_snapshot(
         snapshot_id = event["data"].get("snapshot_id")
         assert snapshot_id and gateway.snapshots is not None
         assert gateway.snapshots.path_for(snapshot_id) is not None
+
+
+async def test_a_network_camera_that_dies_and_returns_is_reported_both_ways(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    from tests.vision.mjpeg_server import MjpegServer
+
+    prefix = f"t/{tmp_path.name}"
+    server = MjpegServer(fps=10).start()
+    try:
+        cams = [camera("ipcam", server.url, read_timeout_s=1.5, open_timeout_s=1.5)]
+        path = gateway_config_path(tmp_path, mosquitto, [], cameras=cams)
+        async with watching(mosquitto, f"{prefix}/#") as mqtt, running_gateway(path) as gateway:
+            topic = f"{prefix}/device/ipcam/status"
+            await mqtt.wait_json(topic, lambda b: b["online"], timeout=15)
+            before = gateway.cameras[0].frames_analysed
+            await asyncio.to_thread(server.die)
+            await mqtt.wait_json(topic, lambda b: not b["online"], timeout=15)
+            await asyncio.to_thread(server.start)
+            def statuses() -> list[bool]:
+                return [b["online"] for b in mqtt.json_on(topic)]
+
+            async with asyncio.timeout(30):
+                while statuses()[-1] is not True:
+                    await asyncio.sleep(0.1)
+            assert statuses()[:3] == [True, False, True]
+            await asyncio.sleep(1.0)
+            assert gateway.cameras[0].frames_analysed > before  # analysis resumed on the new stream
+    finally:
+        server.die()
