@@ -13,19 +13,14 @@ import pytest
 from edge.errors import ModelRefused
 from edge.vision.model_card import ModelCard, load_card, verified_model
 from tests.conftest import REPO
+from tests.vision.clip import clip_frames
 
 MODELS = REPO / "models"
 CARDS = sorted(MODELS.glob("*.yaml"))
 
 
 def real_frame() -> np.ndarray:
-    clip = cv2.VideoCapture(str(REPO / "tests" / "fixtures" / "vtest-cut.mp4"))
-    try:
-        ok, frame = clip.read()
-    finally:
-        clip.release()
-    assert ok
-    return frame
+    return clip_frames()[0]
 
 
 def network_input(card: ModelCard, frame: np.ndarray) -> np.ndarray:

@@ -10,28 +10,10 @@ import numpy.typing as npt
 import pytest
 
 from edge.vision.motion import MotionGate
-from tests.conftest import REPO
+from tests.vision.clip import Frame, clip_frames
 
-CLIP = REPO / "tests" / "fixtures" / "vtest-cut.mp4"
 CLIP_FPS = 10.0
 
-Frame = npt.NDArray[np.uint8]
-
-
-@cache
-def clip_frames() -> tuple[Frame, ...]:
-    clip = cv2.VideoCapture(str(CLIP))
-    frames = []
-    try:
-        while True:
-            ok, frame = clip.read()
-            if not ok:
-                break
-            frames.append(np.asarray(frame, np.uint8))
-    finally:
-        clip.release()
-    assert len(frames) == 150
-    return tuple(frames)
 
 
 @cache

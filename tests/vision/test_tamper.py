@@ -11,30 +11,12 @@ import numpy.typing as npt
 import pytest
 
 from edge.vision.tamper import TamperDetector, TamperKind, TamperState
-from tests.conftest import REPO
+from tests.vision.clip import Frame, clip_frames
 
-CLIP = REPO / "tests" / "fixtures" / "vtest-cut.mp4"
 HOLD_S = 5.0
 STEP_S = 0.5  # the pipeline's 2 fps
 
-Frame = npt.NDArray[np.uint8]
 Step = tuple[float, TamperState, list[tuple[TamperKind, bool]]]
-
-
-@cache
-def clip_frames() -> tuple[Frame, ...]:
-    clip = cv2.VideoCapture(str(CLIP))
-    frames = []
-    try:
-        while True:
-            ok, frame = clip.read()
-            if not ok:
-                break
-            frames.append(np.asarray(frame, np.uint8))
-    finally:
-        clip.release()
-    assert len(frames) == 150
-    return tuple(frames)
 
 
 def walking(start: int = 0, spoil: Callable[[Frame], Frame] | None = None) -> Iterator[Frame]:
