@@ -9,11 +9,31 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from edge.camera_urls import parse_camera_url
 from edge.config_base import Identifier, SecretSource, StrictModel, located
 
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 
 Point = tuple[float, float]
+
+
+MIN_LINE_LENGTH = 0.03  # relative; the line counter needs room for its jitter margin on both sides
+
+
+def _area(polygon: list[Point]) -> float:
+    """Unsigned area (shoelace); 0 for collinear points."""
+    total = 0.0
+    for (x1, y1), (x2, y2) in zip(polygon, polygon[1:] + polygon[:1], strict=True):
+        total += x1 * y2 - x2 * y1
+    return abs(total) / 2
+
+
+def _check_polygon(polygon: list[Point]) -> list[Point]:
+    for point in polygon:
+        _relative(point)
+    if _area(polygon) < 1e-6:
+        raise ValueError("the polygon has no area (its points are on one line)")
+    return polygon
 
 
 def _relative(point: Point) -> Point:
@@ -61,7 +81,7 @@ class ZoneConfig(StrictModel):
     anchor: Literal["bottom_center", "center"] = Field(
         "bottom_center", description="Which point of a person's box decides the zone: feet or centre.")
 
-    _points = field_validator("polygon")(lambda v: [_relative(p) for p in v])
+    _points = field_validator("polygon")(_check_polygon)
 
 
 class LineConfig(StrictModel):
@@ -74,9 +94,9 @@ class LineConfig(StrictModel):
     _points = field_validator("a", "b")(lambda v: _relative(v))
 
     @model_validator(mode="after")
-    def _not_a_point(self) -> LineConfig:
-        if self.a == self.b:
-            raise located("a and b must differ", "b")
+    def _long_enough(self) -> LineConfig:
+        if math.dist(self.a, self.b) < MIN_LINE_LENGTH:
+            raise located(f"a and b must be at least {MIN_LINE_LENGTH} apart", "b")
         return self
 
 
@@ -126,8 +146,7 @@ class CameraConfig(SecretSource):
         for polygon in value:
             if len(polygon) < 3:
                 raise ValueError("each ignore polygon needs at least 3 points")
-            for point in polygon:
-                _relative(point)
+            _check_polygon(polygon)
         return value
 
     @field_validator("url")
@@ -136,9 +155,17 @@ class CameraConfig(SecretSource):
         parts = urlsplit(value)
         if parts.password:
             raise ValueError("no password in the URL; use username with password_env or password_file")
-        if not value.strip():
-            raise ValueError("must not be empty")
+        parse_camera_url(value)  # ValueError names what is unsupported
         return value
+
+    @model_validator(mode="after")
+    def _credentials_for_network_cameras(self) -> CameraConfig:
+        network = parse_camera_url(self.url).kind == "network"
+        if self.username is not None and not network:
+            raise located("username is only for rtsp:// and http(s):// cameras", "username")
+        if (self.password_env or self.password_file) and self.username is None:
+            raise located("a camera password needs a username", "username")
+        return self
 
     @model_validator(mode="after")
     def _unique_children(self) -> CameraConfig:
@@ -151,7 +178,7 @@ class CameraConfig(SecretSource):
 
     def stream_url(self, password: str | None) -> str:
         """The URL to open, with the credentials filled in (never log it)."""
-        if self.username is None:
+        if self.username is None or parse_camera_url(self.url).kind != "network":
             return self.url
         parts = urlsplit(self.url)
         auth = quote(self.username, safe="") + (f":{quote(password, safe='')}" if password else "")

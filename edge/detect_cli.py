@@ -19,6 +19,13 @@ from edge.vision.detector import Detector, Found
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 
 
+def _score(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"a score threshold is between 0 and 1, not {text}")
+    return value
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the `detect` subcommand."""
     detect = sub.add_parser(
@@ -32,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     detect.add_argument("--models-dir", type=Path, default=REPO_MODELS, help="directory of models and cards")
     detect.add_argument("--person-card", default="nanodet.yaml", help="card of the person model")
     detect.add_argument("--face-card", default="blazeface-full-range.yaml", help="card of the face model")
-    detect.add_argument("--score", type=float, default=None, help="score threshold (default: the card's)")
+    detect.add_argument("--score", type=_score, default=None, help="score threshold (default: the card's)")
     detect.add_argument("--every", type=int, default=0,
                         help="video: analyse every Nth frame (default: one frame per second)")
     detect.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 RecordEvent = Callable[[SafetyEvent], Awaitable[Envelope]]
 STATS_EVERY_S = 10.0
+FAILED_FRAMES_LIMIT = 20  # in a row: then the service crashes and the supervisor restarts it
 ZONE_SNAPSHOT_EVERY_S = 60.0  # evidence for an intrusion, not a photo album of everyone passing
 
 
@@ -79,6 +80,8 @@ class CameraService:
         self.occupancy_updates = 0
         self.frames_analysed = 0
         self.bad_frames = 0
+        self.failed_frames = 0
+        self._failed_in_row = 0
         self._detect_times: list[float] = []
         self._zone_snapshot_at: dict[str, float] = {}
 
@@ -135,6 +138,18 @@ class CameraService:
             self.bad_frames += 1
             log.debug("camera %s: frame dropped: %s", self.camera.id, err.reason)
             return None
+        except Exception as err:
+            # One odd frame (cv2.error, an ONNX Runtime failure) must cost that frame, not the
+            # camera; a run of them is a real fault, left to the supervisor.
+            self.failed_frames += 1
+            self._failed_in_row += 1
+            if self._failed_in_row >= FAILED_FRAMES_LIMIT:
+                raise
+            if self._failed_in_row == 1:
+                log.warning("camera %s: frame analysis failed (%s: %s); frame dropped",
+                            self.camera.id, type(err).__name__, err)
+            return None
+        self._failed_in_row = 0
         self._last_found = found
         return FrameResult(True, found, changes, width, height)
 
@@ -164,20 +179,22 @@ class CameraService:
         # (and how long someone has stood in a zone) carry on instead of expiring.
         update = self._analytics.update(relative_boxes(result.found, result.width, result.height),
                                         frame.mono_ts)
-        self._publish(update, now)
+        self._publish(update, now, frame)
         for kind, active in result.tamper_changes:
             await self._tamper_event(kind, active, frame, now)
         for presence in update.presence:
             if presence.present:
                 await self._presence_snapshot(presence.zone_id, frame)
 
-    def _publish(self, update: AnalyticsUpdate, now: float) -> None:
+    def _publish(self, update: AnalyticsUpdate, now: float, frame: Frame) -> None:
         cam, room = self.camera.id, self.camera.room_id
+        wall_offset = frame.wall_ts - frame.mono_ts  # analytics run on monotonic time
         for zone_id, count in update.counts.items():
             self.occupancy_updates += 1
             self._bus.publish(Occupancy(room, count, now, camera_id=cam, zone_id=zone_id))
         for p in update.presence:
-            self._bus.publish(ZonePresence(cam, room, p.zone_id, p.track_id, p.entered_at, now, p.present))
+            entered = round(p.entered_at + wall_offset, 3)
+            self._bus.publish(ZonePresence(cam, room, p.zone_id, p.track_id, entered, now, p.present))
         for c in update.crossings:
             self._bus.publish(LineCrossing(cam, room, c.line_id, c.ins, c.outs, c.total_in, c.total_out, now))
 
@@ -228,4 +245,6 @@ class CameraService:
             detect_fps=round(len(self._detect_times) / STATS_EVERY_S, 2),
             inferences=self.inferences, frames=health.frames, dropped=health.dropped,
             bad_frames=health.bad_frames + self.bad_frames, reconnects=health.reconnects,
-            stalls=health.stalls, last_frame_age_s=health.last_frame_age_s, last_error=health.last_error)
+            stalls=health.stalls, last_frame_age_s=health.last_frame_age_s,
+            # The reader keeps its last error after recovering; stats say what is wrong now.
+            last_error=None if health.online else health.last_error)

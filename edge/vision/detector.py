@@ -56,6 +56,14 @@ def _shape_fits(model_shape: list[int | str | None], card_shape: tuple[int, ...]
     return all(not isinstance(m, int) or m == c for m, c in zip(model_shape, card_shape, strict=True))
 
 
+def _finite(found: Candidates) -> Candidates:
+    """Drop candidates with NaN/inf: a broken model must not poison NMS or the tracker."""
+    keep = np.isfinite(found.boxes).all(axis=1) & np.isfinite(found.scores)
+    if keep.all():
+        return found
+    return Candidates(found.boxes[keep], found.scores[keep], found.classes[keep])
+
+
 class Detector:
     """A verified model, its session and decoder; thread-safe (ONNX Runtime's run is)."""
 
@@ -91,12 +99,14 @@ class Detector:
         values = self.session.run(self._output_names, {self.card.input.name: tensor})
         return dict(zip(self._output_names, values, strict=True))
 
-    def detect(self, frame: object) -> list[Found]:
-        """Detect this model's labels in a BGR frame; FrameRejected for an unusable frame."""
+    def detect(self, frame: object, score: float | None = None) -> list[Found]:
+        """Detect this model's labels in a BGR frame; FrameRejected if it is unusable."""
         image = check_frame(frame)
         tensor, placement = self._prepare(image)
         outputs = self.infer(tensor)
-        found: Candidates = suppress(self._decode(self.card, outputs, self._wanted, self.score), self.nms_iou)
+        threshold = self.score if score is None else score
+        found = _finite(self._decode(self.card, outputs, self._wanted, threshold))
+        found = suppress(found, self.nms_iou)
         boxes = placement.to_frame(found.boxes)
         result = []
         for box, score, cls in zip(boxes, found.scores, found.classes, strict=True):

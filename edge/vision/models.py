@@ -14,7 +14,9 @@ from edge.vision.detector import Detector, Found
 
 log = logging.getLogger(__name__)
 
-HEAD_SHARE = 0.22  # top share of a person box blurred as the head when no face was found there
+HEAD_SHARE = 0.3  # top share of a person box blurred as the head, found face or not
+BLUR_PERSON_SCORE = 0.25  # below the counting threshold: for blurring, a doubtful person counts
+HEAD_CROPS_MAX = 30  # face searches around heads per snapshot (each costs one face-model run)
 
 
 class VisionModels:
@@ -46,13 +48,30 @@ class VisionModels:
         return found
 
     def regions_to_blur(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
-        """Faces, plus the head of every person: a face the face model misses is still covered."""
-        if self.face is None:
+        """Faces, plus the head of every person: a face the face model misses is still covered.
+
+        The face model sees the whole frame at 192x192, where a face across a classroom is a
+        few pixels; so it also looks again around each person's head at full resolution.
+        """
+        face = self.face
+        if face is None:
             raise RuntimeError("face blurring is off")
-        boxes = [f.box for f in self.face.detect(image)]
-        for person in self.person.detect(image):
+        boxes = [f.box for f in face.detect(image)]
+        height, width = image.shape[:2]
+        persons = self.person.detect(image, score=BLUR_PERSON_SCORE)
+        for person in persons[:HEAD_CROPS_MAX]:
             x1, y1, x2, y2 = person.box
             boxes.append((x1, y1, x2, y1 + (y2 - y1) * HEAD_SHARE))
+            # A square around the upper half of the person, where a face can be.
+            side = max(x2 - x1, (y2 - y1) / 2) * 1.2
+            cx = (x1 + x2) / 2
+            left, top = int(max(0, cx - side / 2)), int(max(0, y1 - side * 0.1))
+            right, bottom = int(min(width, cx + side / 2)), int(min(height, top + side))
+            if right - left < 16 or bottom - top < 16:
+                continue
+            for found in face.detect(np.ascontiguousarray(image[top:bottom, left:right])):
+                fx1, fy1, fx2, fy2 = found.box
+                boxes.append((fx1 + left, fy1 + top, fx2 + left, fy2 + top))
         return boxes
 
     def close(self) -> None:

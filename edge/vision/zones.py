@@ -89,8 +89,8 @@ class CountSmoother:
     """Median of the counts seen in the last window_s (the lower one of two), published when it changes."""
 
     def __init__(self, window_s: float = 4.0) -> None:
-        if window_s <= 0:
-            raise ValueError(f"window_s must be > 0, got {window_s}")
+        if window_s < 0:
+            raise ValueError(f"window_s must be >= 0 (0: raw counts), got {window_s}")
         self.window_s = window_s
         self._samples: deque[tuple[float, int]] = deque()
         self._published: int | None = None
@@ -100,7 +100,7 @@ class CountSmoother:
         if count < 0:
             raise ValueError(f"count must be >= 0, got {count}")
         self._samples.append((now, count))
-        while self._samples[0][0] <= now - self.window_s:
+        while len(self._samples) > 1 and self._samples[0][0] <= now - self.window_s:
             self._samples.popleft()
         # The low median: for an even number of samples the lower middle one. Equal to the mean of
         # the two rounded half down when they differ by 1, and it never publishes a count that no

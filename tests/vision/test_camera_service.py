@@ -59,6 +59,7 @@ async def test_file_camera_counts_people_and_sends_no_pixels(tmp_path: Path, mos
         presence = await mqtt.wait_json(f"{prefix}/camera/cam1/zone/path/presence",
                                         lambda b: b["present"], timeout=10)
         assert presence["room_id"] == "r1" and isinstance(presence["track_id"], int)
+        assert 0 <= presence["ts"] - presence["entered_at"] < 60  # both wall-clock seconds
         stats = await mqtt.wait_json(f"{prefix}/camera/cam1/stats",
                                      lambda b: b["inferences"] > 0 and b["input_fps"] > 0, timeout=10)
         assert 3 <= stats["input_fps"] <= 15, stats  # the clip plays at its own 10 fps
@@ -80,7 +81,7 @@ async def test_a_refusing_camera_is_offline_and_the_others_keep_counting(
         tmp_path: Path, mosquitto: Mosquitto, fast_stats: None) -> None:
     prefix = f"t/{tmp_path.name}"
     dead = f"http://127.0.0.1:{free_port()}/video.mjpg"
-    cams = [camera("dead", dead), camera("good", f"file:{CLIP}")]
+    cams = [camera("dead", dead), camera("good", f"file:{CLIP}", smoothing_s=0)]
     path = gateway_config_path(tmp_path, mosquitto, [], cameras=cams)
     async with watching(mosquitto, f"{prefix}/#") as mqtt, running_gateway(path):
         status = await mqtt.wait_json(f"{prefix}/device/dead/status", lambda b: not b["online"], timeout=15)

@@ -23,9 +23,10 @@ ROWS = np.array([[32, 32, 16, 16, 0.9, 0.05],
                  [50, 50, 4, 4, 0.1, 0.0]], np.float32)
 
 
-def yolo_model(path: Path, transposed: bool = False, input_name: str = "images") -> Path:
+def yolo_model(path: Path, transposed: bool = False, input_name: str = "images",
+               rows: np.ndarray = ROWS) -> Path:
     """A tiny ONNX graph with the ultralytics output layout; its output depends on the input."""
-    table = ROWS if transposed else ROWS.T  # ultralytics: [1, 4 + classes, N]
+    table = rows if transposed else rows.T  # ultralytics: [1, 4 + classes, N]
     constant = numpy_helper.from_array(table[np.newaxis].copy(), "table")
     zero = numpy_helper.from_array(np.zeros((1, 1, 1), np.float32), "zero")
     nodes = [
@@ -121,3 +122,12 @@ def test_bad_frames_are_rejected_with_a_reason(tmp_path: Path, frame: object) ->
 def test_a_grey_frame_is_accepted(tmp_path: Path) -> None:
     detector = Detector(write_card(tmp_path, yolo_model(tmp_path / "tiny-yolo.onnx")))
     assert len(detector.detect(np.full((64, 64), 128, np.uint8))) == 1
+
+
+def test_non_finite_boxes_from_a_model_are_dropped(tmp_path: Path) -> None:
+    rows = ROWS.copy()
+    rows[0, :4] = np.nan  # the confident person has NaN coordinates
+    rows[2, 4] = 0.95  # the small person is confident now
+    rows[2, 2] = np.inf
+    detector = Detector(write_card(tmp_path, yolo_model(tmp_path / "tiny-yolo.onnx", rows=rows)))
+    assert detector.detect(np.zeros((64, 64, 3), np.uint8)) == []
