@@ -87,7 +87,21 @@ class ModelCard(_Card):
             raise ValueError(f"decoder {self.decoder!r} needs a '{self.decoder}:' section")
         if self.person_label is not None and self.person_label not in self.labels:
             raise ValueError(f"person_label {self.person_label!r} is not one of the labels")
+        if self.task == "person" and self.person_label is None:
+            raise ValueError("a person model needs person_label (which label is a person)")
+        if self.decoder == "yolo":
+            self._check_yolo_output()
         return self
+
+    def _check_yolo_output(self) -> None:
+        # [1, 4 (+1 objectness) + classes, N] or transposed: one dimension must be that width,
+        # or the labels list does not describe this export.
+        extra = 5 if (self.yolo or {}).get("objectness") else 4
+        width = len(self.labels) + extra
+        shape = self.outputs[0].shape
+        if len(shape) != 3 or width not in shape[1:]:
+            raise ValueError(f"yolo output {list(shape)} has no dimension of {width} "
+                             f"({extra} box values + {len(self.labels)} labels)")
 
 
 def load_card(path: Path) -> ModelCard:

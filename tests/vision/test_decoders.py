@@ -93,8 +93,11 @@ def test_objectness_column_multiplies_scores(tmp_path: Path) -> None:
     ({"input__name": "input_1:0"}, "input is named 'images'"),
     ({"input__shape": [1, 3, 640, 640], "input__size": [640, 640]}, "input shape"),
     ({"outputs": [{"name": "boxes", "shape": [1, 6, 3], "kind": "predictions"}]}, "not in the model"),
-    ({"outputs": [{"name": "output0", "shape": [1, 84, 8400], "kind": "predictions"}]}, "has shape"),
-], ids=["input-name", "input-shape", "output-name", "output-shape"])
+    ({"outputs": [{"name": "output0", "shape": [1, 6, 8400], "kind": "predictions"}]}, "has shape"),
+    ({"outputs": [{"name": "output0", "shape": [1, 84, 8400], "kind": "predictions"}]},
+     r"no dimension of 6 \(4 box values \+ 2 labels\)"),
+    ({"person_label": None}, "needs person_label"),
+], ids=["input-name", "input-shape", "output-name", "output-shape", "labels-vs-output", "no-person-label"])
 def test_a_card_that_does_not_match_the_model_is_refused(tmp_path: Path, changes: dict[str, Any],
                                                          reason: str) -> None:
     model = yolo_model(tmp_path / "tiny-yolo.onnx")
