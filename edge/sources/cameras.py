@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from edge.events import (
 from edge.sources.availability import Availability
 from edge.vision.camera_analytics import AnalyticsUpdate, CameraAnalytics, relative_boxes
 from edge.vision.camera_reader import CameraReader, Frame
-from edge.vision.detector import Found
+from edge.vision.detector import Found, Prepared
 from edge.vision.models import VisionModels
 from edge.vision.motion import MotionGate
 from edge.vision.snapshots import SnapshotRefused, SnapshotStore
@@ -37,17 +38,20 @@ from edge.vision.zones import Zone
 log = logging.getLogger(__name__)
 
 RecordEvent = Callable[[SafetyEvent], Awaitable[Envelope]]
+T = TypeVar("T")
+R = TypeVar("R")
 STATS_EVERY_S = 10.0
+TAMPER_EVERY_S = 1.0  # tampering lasts seconds (hold_s): checking every frame wastes CPU
 FAILED_FRAMES_LIMIT = 20  # in a row: then the service crashes and the supervisor restarts it
 ZONE_SNAPSHOT_EVERY_S = 60.0  # evidence for an intrusion, not a photo album of everyone passing
 
 
 @dataclass(frozen=True, slots=True)
-class FrameResult:
-    """What the pool worked out for one frame."""
+class Staged:
+    """A frame after the cheap per-camera steps; prepared is None when the motion gate skips it."""
 
-    inferred: bool
-    found: list[Found]
+    frame: Frame
+    prepared: Prepared | None
     tamper_changes: list[tuple[str, bool]]
     width: int
     height: int
@@ -82,6 +86,7 @@ class CameraService:
         self.bad_frames = 0
         self.failed_frames = 0
         self._failed_in_row = 0
+        self._tamper_at = float("-inf")
         self._detect_times: list[float] = []
         self._zone_snapshot_at: dict[str, float] = {}
 
@@ -93,26 +98,57 @@ class CameraService:
         reader.start()
         ready()
         loop = asyncio.get_running_loop()
+        pool = self._models.pool
         period = 1.0 / self.camera.detect_fps
         last_index = 0
         next_stats = time.monotonic() + STATS_EVERY_S
+        inflight: tuple[Staged, asyncio.Future[list[Found] | None]] | None = None
         try:
             while True:
                 started = time.monotonic()
-                frame = reader.latest()
                 self._follow_health(reader)
+                frame = reader.latest()
+                staged = None
                 if frame is not None and frame.index != last_index:
                     last_index = frame.index
                     self._latest = frame
-                    result = await loop.run_in_executor(self._models.pool, self._analyse, frame)
-                    if result is not None:
-                        await self._apply(result, frame)
+                    # This frame's cheap steps run while the model works on the previous one.
+                    staged = await loop.run_in_executor(pool, self._guarded, self._stage, frame)
+                if inflight is not None:
+                    await self._complete(*inflight)
+                    inflight = None
+                if staged is not None:
+                    inflight = await self._dispatch(staged, loop)
                 if started >= next_stats:
                     next_stats = started + STATS_EVERY_S
                     self._bus.publish(self.stats(reader))
-                await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+                remaining = period - (time.monotonic() - started)
+                if inflight is not None and remaining > 0:
+                    # Time to spare before the next frame: finish this one now (lower latency).
+                    await self._complete(*inflight)
+                    inflight = None
+                    remaining = period - (time.monotonic() - started)
+                await asyncio.sleep(max(0.0, remaining))
         finally:
             await asyncio.to_thread(reader.stop)
+
+    async def _dispatch(self, staged: Staged, loop: asyncio.AbstractEventLoop
+                        ) -> tuple[Staged, asyncio.Future[list[Found] | None]] | None:
+        """Raise tamper events, then start the model (or reuse the last result on a still frame)."""
+        for kind, active in staged.tamper_changes:
+            await self._tamper_event(kind, active, staged.frame, self._clock.now())
+        if staged.prepared is None:
+            # Nothing moved: the last result still stands, so tracks (and how long someone
+            # has stood in a zone) carry on instead of expiring.
+            await self._apply(staged, self._last_found, inferred=False)
+            return None
+        return staged, loop.run_in_executor(self._models.pool, self._guarded, self._infer, staged)
+
+    async def _complete(self, staged: Staged, pending: asyncio.Future[list[Found] | None]) -> None:
+        found = await pending
+        if found is not None:
+            self._last_found = found
+            await self._apply(staged, found, inferred=True)
 
     def _follow_health(self, reader: CameraReader) -> None:
         health = reader.health()
@@ -121,26 +157,37 @@ class CameraService:
         elif health.last_error or health.frames:
             self._availability.lost(health.last_error or "no frames")
 
-    def _analyse(self, frame: Frame) -> FrameResult | None:
-        """In the pool: tamper check, motion gate, and the person model when it is needed."""
+    def _stage(self, frame: Frame) -> Staged:
+        """In the pool, one frame at a time per camera: tamper check, motion gate, network input."""
         image = frame.image
         now = frame.mono_ts
         height, width = image.shape[:2]
+        changes: list[tuple[str, bool]] = []
+        if self._tamper is not None and now - self._tamper_at >= TAMPER_EVERY_S:
+            self._tamper_at = now
+            self._tamper.update(image, now)
+            changes = list(self._tamper.changes)
+        if self._gate is not None and not self._gate.check(image, now).infer:
+            return Staged(frame, None, changes, width, height)
+        return Staged(frame, self._models.person.prepare(image), changes, width, height)
+
+    def _infer(self, staged: Staged) -> list[Found]:
+        """In the pool: the person model on a staged frame, minus the ignored areas."""
+        assert staged.prepared is not None, "only staged frames that need the model get here"
+        found = self._models.finish_persons(staged.prepared)
+        return self._without_ignored(found, staged.width, staged.height)
+
+    def _guarded(self, step: Callable[[T], R], arg: T) -> R | None:
+        """Run one pool step; a bad frame or one odd failure costs the frame, not the camera."""
         try:
-            changes: list[tuple[str, bool]] = []
-            if self._tamper is not None:
-                self._tamper.update(image, now)
-                changes = list(self._tamper.changes)
-            if self._gate is not None and not self._gate.check(image, now).infer:
-                return FrameResult(False, self._last_found, changes, width, height)
-            found = self._without_ignored(self._models.detect_persons(image), width, height)
+            result = step(arg)
         except FrameRejected as err:
             self.bad_frames += 1
             log.debug("camera %s: frame dropped: %s", self.camera.id, err.reason)
             return None
         except Exception as err:
-            # One odd frame (cv2.error, an ONNX Runtime failure) must cost that frame, not the
-            # camera; a run of them is a real fault, left to the supervisor.
+            # cv2.error, an ONNX Runtime failure...: a run of them is a real fault, left to
+            # the supervisor (restart with backoff).
             self.failed_frames += 1
             self._failed_in_row += 1
             if self._failed_in_row >= FAILED_FRAMES_LIMIT:
@@ -150,8 +197,7 @@ class CameraService:
                             self.camera.id, type(err).__name__, err)
             return None
         self._failed_in_row = 0
-        self._last_found = found
-        return FrameResult(True, found, changes, width, height)
+        return result
 
     def _without_ignored(self, found: list[Found], width: int, height: int) -> list[Found]:
         if not self._ignore:
@@ -164,24 +210,19 @@ class CameraService:
                 kept.append(item)
         return kept
 
-    async def _apply(self, result: FrameResult, frame: Frame) -> None:
+    async def _apply(self, staged: Staged, found: list[Found], inferred: bool) -> None:
         now = self._clock.now()
+        frame, width, height = staged.frame, staged.width, staged.height
         self.frames_analysed += 1
-        if result.inferred:
+        if inferred:
             self.inferences += 1
             self._detect_times.append(time.monotonic())
-            for found in result.found:
-                box = (found.box[0] / result.width, found.box[1] / result.height,
-                       found.box[2] / result.width, found.box[3] / result.height)
-                self._bus.publish(Detection(self.camera.id, found.label, found.score, box, now))
-            self.detections += len(result.found)
-        # A skipped frame means nothing moved: the last result still stands, so tracks
-        # (and how long someone has stood in a zone) carry on instead of expiring.
-        update = self._analytics.update(relative_boxes(result.found, result.width, result.height),
-                                        frame.mono_ts)
+            for item in found:
+                box = (item.box[0] / width, item.box[1] / height, item.box[2] / width, item.box[3] / height)
+                self._bus.publish(Detection(self.camera.id, item.label, item.score, box, now))
+            self.detections += len(found)
+        update = self._analytics.update(relative_boxes(found, width, height), frame.mono_ts)
         self._publish(update, now, frame)
-        for kind, active in result.tamper_changes:
-            await self._tamper_event(kind, active, frame, now)
         for presence in update.presence:
             if presence.present:
                 await self._presence_snapshot(presence.zone_id, frame)

@@ -13,7 +13,7 @@ from edge.errors import ModelRefused
 from edge.vision.decoders import DECODERS, Candidates, suppress
 from edge.vision.frame_check import check_frame
 from edge.vision.model_card import ModelCard, verified_model
-from edge.vision.preprocess import Preprocessor
+from edge.vision.preprocess import Placement, Preprocessor
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,14 @@ def _shape_fits(model_shape: list[int | str | None], card_shape: tuple[int, ...]
     if len(model_shape) != len(card_shape):
         return False
     return all(not isinstance(m, int) or m == c for m, c in zip(model_shape, card_shape, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A frame turned into network input, and where it sits in it."""
+
+    tensor: np.ndarray
+    placement: Placement
 
 
 def _finite(found: Candidates) -> Candidates:
@@ -101,8 +109,15 @@ class Detector:
 
     def detect(self, frame: object, score: float | None = None) -> list[Found]:
         """Detect this model's labels in a BGR frame; FrameRejected if it is unusable."""
-        image = check_frame(frame)
-        tensor, placement = self._prepare(image)
+        return self.finish(self.prepare(frame), score)
+
+    def prepare(self, frame: object) -> Prepared:
+        """First half of detect(): check the frame and build the network input."""
+        return Prepared(*self._prepare(check_frame(frame)))
+
+    def finish(self, prepared: Prepared, score: float | None = None) -> list[Found]:
+        """Second half of detect(): run the model and decode (score overrides the threshold)."""
+        tensor, placement = prepared.tensor, prepared.placement
         outputs = self.infer(tensor)
         threshold = self.score if score is None else score
         found = _finite(self._decode(self.card, outputs, self._wanted, threshold))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.config_vision import VisionConfig
-from edge.vision.detector import Detector, Found
+from edge.vision.detector import Detector, Found, Prepared
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,11 @@ class VisionModels:
 
     def detect_persons(self, image: np.ndarray) -> list[Found]:
         """Run the person detector (call from the pool) and count the call."""
-        found = self.person.detect(image)
+        return self.finish_persons(self.person.prepare(image))
+
+    def finish_persons(self, prepared: Prepared) -> list[Found]:
+        """Run the person model on a prepared frame (call from the pool) and count the call."""
+        found = self.person.finish(prepared)
         with self._lock:
             self.inferences += 1
         return found
