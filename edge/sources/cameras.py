@@ -154,8 +154,9 @@ class CameraService:
         health = reader.health()
         if health.online:
             self._availability.seen()
-        elif health.last_error or health.frames:
-            self._availability.lost(health.last_error or "no frames")
+        elif health.last_error or health.frames or health.bad_frames:
+            reason = health.last_error or ("every frame unusable" if health.bad_frames else "no frames")
+            self._availability.lost(reason)
 
     def _stage(self, frame: Frame) -> Staged:
         """In the pool, one frame at a time per camera: tamper check, motion gate, network input."""

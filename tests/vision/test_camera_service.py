@@ -136,3 +136,18 @@ async def test_a_network_camera_that_dies_and_returns_is_reported_both_ways(
             assert gateway.cameras[0].frames_analysed > before  # analysis resumed on the new stream
     finally:
         server.die()
+
+
+async def test_a_camera_whose_every_frame_is_unusable_is_offline_and_says_why(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    prefix = f"t/{tmp_path.name}"
+    tiny = tmp_path / "tiny.avi"  # a real video, but 8x8 frames: too small to analyse
+    writer = cv2.VideoWriter(str(tiny), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (8, 8))
+    for shade in range(10):
+        writer.write(np.full((8, 8, 3), shade * 20, np.uint8))
+    writer.release()
+    path = gateway_config_path(tmp_path, mosquitto, [], cameras=[camera("tiny", f"file:{tiny}")])
+    async with watching(mosquitto, f"{prefix}/#") as mqtt, running_gateway(path) as gateway:
+        status = await mqtt.wait_json(f"{prefix}/device/tiny/status", lambda b: not b["online"], timeout=15)
+        assert status["detail"] == "every frame unusable"
+        assert gateway.cameras[0].inferences == 0
