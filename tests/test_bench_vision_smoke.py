@@ -27,8 +27,14 @@ def test_bench_vision_quick_json_prints_every_figure() -> None:
     assert result["max_cameras_capped"] in (True, False)
     (row,) = result["per_n"]
     assert row["n"] == 1 and isinstance(row["pass"], bool)
-    for key in ("detect_fps_min", "detect_fps_mean", "cpu_pct", "inferences_per_s", "rss_mb"):
+    for key in ("detect_fps_min", "detect_fps_mean", "cpu_pct", "inferences_per_s", "rss_mb",
+                "stage_ms_p95_max", "infer_ms_p95_max"):
         assert isinstance(row[key], (int, float)) and row[key] >= 0, key
+    # the pipeline's inference cycle is split from _stage, _infer and session.run timings
+    cycle = result["detail"]["a"]["pipeline"]["cycle"]
+    assert cycle["inferences"] > 1
+    for key in ("cycle_ms", "session_run_ms", "infer_ms", "stage_ms", "stage_wait_ms", "handoff_ms"):
+        assert isinstance(cycle[key], float) and cycle[key] >= 0, key
     for key in ("static_calls_per_min_gate_on", "static_calls_per_min_gate_off"):
         assert isinstance(result[key], (int, float)) and result[key] >= 0, key
     assert result["static_calls_per_min_gate_off"] > 0

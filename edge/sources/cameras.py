@@ -114,19 +114,31 @@ class CameraService:
                     self._latest = frame
                     # This frame's cheap steps run while the model works on the previous one.
                     staged = await loop.run_in_executor(pool, self._guarded, self._stage, frame)
+                previous = None
                 if inflight is not None:
-                    await self._complete(*inflight)
+                    previous = (inflight[0], await inflight[1])
                     inflight = None
                 if staged is not None:
+                    # Start the model on this frame before applying the previous result, so
+                    # the analytics never keep the model waiting.
                     inflight = await self._dispatch(staged, loop)
+                if previous is not None:
+                    await self._complete(*previous)
+                if staged is not None and staged.prepared is None:
+                    # Nothing moved: the last result still stands, so tracks (and how long
+                    # someone has stood in a zone) carry on instead of expiring.
+                    await self._apply(staged, self._last_found, inferred=False)
                 if started >= next_stats:
                     next_stats = started + STATS_EVERY_S
                     self._bus.publish(self.stats(reader))
                 remaining = period - (time.monotonic() - started)
                 if inflight is not None and remaining > 0:
-                    # Time to spare before the next frame: finish this one now (lower latency).
-                    await self._complete(*inflight)
-                    inflight = None
+                    # Finish this frame within its period if the model is done by then (lower
+                    # latency at the usual 2 fps); else keep it in flight to overlap the next.
+                    done, _ = await asyncio.wait({inflight[1]}, timeout=remaining)
+                    if done:
+                        await self._complete(inflight[0], inflight[1].result())
+                        inflight = None
                     remaining = period - (time.monotonic() - started)
                 await asyncio.sleep(max(0.0, remaining))
         finally:
@@ -134,18 +146,15 @@ class CameraService:
 
     async def _dispatch(self, staged: Staged, loop: asyncio.AbstractEventLoop
                         ) -> tuple[Staged, asyncio.Future[list[Found] | None]] | None:
-        """Raise tamper events, then start the model (or reuse the last result on a still frame)."""
+        """Start the model on a staged frame unless the gate skipped it; raise its tamper events."""
+        future = None
+        if staged.prepared is not None:
+            future = loop.run_in_executor(self._models.pool, self._guarded, self._infer, staged)
         for kind, active in staged.tamper_changes:
             await self._tamper_event(kind, active, staged.frame, self._clock.now())
-        if staged.prepared is None:
-            # Nothing moved: the last result still stands, so tracks (and how long someone
-            # has stood in a zone) carry on instead of expiring.
-            await self._apply(staged, self._last_found, inferred=False)
-            return None
-        return staged, loop.run_in_executor(self._models.pool, self._guarded, self._infer, staged)
+        return (staged, future) if future is not None else None
 
-    async def _complete(self, staged: Staged, pending: asyncio.Future[list[Found] | None]) -> None:
-        found = await pending
+    async def _complete(self, staged: Staged, found: list[Found] | None) -> None:
         if found is not None:
             self._last_found = found
             await self._apply(staged, found, inferred=True)
