@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,6 +44,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 STATS_EVERY_S = 10.0
 TAMPER_EVERY_S = 1.0  # tampering lasts seconds (hold_s): checking every frame wastes CPU
+MAX_IN_FLIGHT = 2  # frames per camera in analysis: one in the model, the next being prepared
 FAILED_FRAMES_LIMIT = 20  # in a row: then the service crashes and the supervisor restarts it
 ZONE_SNAPSHOT_EVERY_S = 60.0  # evidence for an intrusion, not a photo album of everyone passing
 
@@ -55,6 +58,9 @@ class Staged:
     tamper_changes: list[tuple[str, bool]]
     width: int
     height: int
+
+
+InFlight = tuple[Staged, "asyncio.Future[list[Found] | None] | None"]
 
 
 class CameraService:
@@ -87,6 +93,7 @@ class CameraService:
         self.failed_frames = 0
         self._failed_in_row = 0
         self._tamper_at = float("-inf")
+        self._model_turn = threading.Lock()  # one model run at a time per camera
         self._detect_times: list[float] = []
         self._zone_snapshot_at: dict[str, float] = {}
 
@@ -98,66 +105,64 @@ class CameraService:
         reader.start()
         ready()
         loop = asyncio.get_running_loop()
-        pool = self._models.pool
         period = 1.0 / self.camera.detect_fps
         last_index = 0
         next_stats = time.monotonic() + STATS_EVERY_S
-        inflight: tuple[Staged, asyncio.Future[list[Found] | None]] | None = None
+        # Frames in analysis, oldest first; results are applied in this order. A frame the
+        # motion gate skipped has no future: it reuses the result before it.
+        queue: collections.deque[InFlight] = collections.deque()
         try:
             while True:
                 started = time.monotonic()
                 self._follow_health(reader)
                 frame = reader.latest()
-                staged = None
-                if frame is not None and frame.index != last_index:
+                if frame is not None and frame.index != last_index and len(queue) < MAX_IN_FLIGHT:
                     last_index = frame.index
                     self._latest = frame
-                    # This frame's cheap steps run while the model works on the previous one.
-                    staged = await loop.run_in_executor(pool, self._guarded, self._stage, frame)
-                previous = None
-                if inflight is not None:
-                    previous = (inflight[0], await inflight[1])
-                    inflight = None
-                if staged is not None:
-                    # Start the model on this frame before applying the previous result, so
-                    # the analytics never keep the model waiting.
-                    inflight = await self._dispatch(staged, loop)
-                if previous is not None:
-                    await self._complete(*previous)
-                if staged is not None and staged.prepared is None:
-                    # Nothing moved: the last result still stands, so tracks (and how long
-                    # someone has stood in a zone) carry on instead of expiring.
-                    await self._apply(staged, self._last_found, inferred=False)
+                    await self._start(frame, queue, loop)
+                await self._apply_done(queue)
                 if started >= next_stats:
                     next_stats = started + STATS_EVERY_S
                     self._bus.publish(self.stats(reader))
                 remaining = period - (time.monotonic() - started)
-                if inflight is not None and remaining > 0:
-                    # Finish this frame within its period if the model is done by then (lower
-                    # latency at the usual 2 fps); else keep it in flight to overlap the next.
-                    done, _ = await asyncio.wait({inflight[1]}, timeout=remaining)
-                    if done:
-                        await self._complete(inflight[0], inflight[1].result())
-                        inflight = None
+                head = queue[0][1] if queue else None
+                if head is not None and (remaining > 0 or len(queue) >= MAX_IN_FLIGHT):
+                    # Within the period: finish the oldest frame now if the model is done by then
+                    # (low latency at the usual 2 fps). Behind: wait for it, the next one runs.
+                    await asyncio.wait({head}, timeout=remaining if remaining > 0 else None)
+                    await self._apply_done(queue)
                     remaining = period - (time.monotonic() - started)
                 await asyncio.sleep(max(0.0, remaining))
         finally:
             await asyncio.to_thread(reader.stop)
 
-    async def _dispatch(self, staged: Staged, loop: asyncio.AbstractEventLoop
-                        ) -> tuple[Staged, asyncio.Future[list[Found] | None]] | None:
-        """Start the model on a staged frame unless the gate skipped it; raise its tamper events."""
+    async def _start(self, frame: Frame, queue: collections.deque[InFlight],
+                     loop: asyncio.AbstractEventLoop) -> None:
+        """Stage a frame (its cheap steps overlap the model's run on the previous one), start
+        the model on it unless the motion gate skipped it, and raise its tamper events."""
+        staged = await loop.run_in_executor(self._models.pool, self._guarded, self._stage, frame)
+        if staged is None:
+            return
         future = None
         if staged.prepared is not None:
             future = loop.run_in_executor(self._models.pool, self._guarded, self._infer, staged)
+        queue.append((staged, future))
         for kind, active in staged.tamper_changes:
             await self._tamper_event(kind, active, staged.frame, self._clock.now())
-        return (staged, future) if future is not None else None
 
-    async def _complete(self, staged: Staged, found: list[Found] | None) -> None:
-        if found is not None:
-            self._last_found = found
-            await self._apply(staged, found, inferred=True)
+    async def _apply_done(self, queue: collections.deque[InFlight]) -> None:
+        """Apply finished frames in order, stopping at the first one still running."""
+        while queue and (queue[0][1] is None or queue[0][1].done()):
+            staged, future = queue.popleft()
+            if future is None:
+                # Nothing moved: the last result still stands, so tracks (and how long
+                # someone has stood in a zone) carry on instead of expiring.
+                await self._apply(staged, self._last_found, inferred=False)
+                continue
+            found = future.result()
+            if found is not None:
+                self._last_found = found
+                await self._apply(staged, found, inferred=True)
 
     def _follow_health(self, reader: CameraReader) -> None:
         health = reader.health()
@@ -184,7 +189,7 @@ class CameraService:
     def _infer(self, staged: Staged) -> list[Found]:
         """In the pool: the person model on a staged frame, minus the ignored areas."""
         assert staged.prepared is not None, "only staged frames that need the model get here"
-        found = self._models.finish_persons(staged.prepared)
+        found = self._models.finish_persons(staged.prepared, self._model_turn)
         return self._without_ignored(found, staged.width, staged.height)
 
     def _guarded(self, step: Callable[[T], R], arg: T) -> R | None:

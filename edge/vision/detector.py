@@ -117,16 +117,20 @@ class Detector:
 
     def finish(self, prepared: Prepared, score: float | None = None) -> list[Found]:
         """Second half of detect(): run the model and decode (score overrides the threshold)."""
-        tensor, placement = prepared.tensor, prepared.placement
-        outputs = self.infer(tensor)
+        return self.decode(prepared, self.infer(prepared.tensor), score)
+
+    def decode(self, prepared: Prepared, outputs: dict[str, np.ndarray],
+               score: float | None = None) -> list[Found]:
+        """Model outputs to labelled boxes in frame pixels (score overrides the threshold)."""
+        placement = prepared.placement
         threshold = self.score if score is None else score
         found = _finite(self._decode(self.card, outputs, self._wanted, threshold))
         found = suppress(found, self.nms_iou)
         boxes = placement.to_frame(found.boxes)
         result = []
-        for box, score, cls in zip(boxes, found.scores, found.classes, strict=True):
+        for box, value, cls in zip(boxes, found.scores, found.classes, strict=True):
             x1, y1, x2, y2 = (round(float(v), 1) for v in box)
             if x2 - x1 < 2 or y2 - y1 < 2:
                 continue  # clipped to nothing: the box lay in the letterbox padding
-            result.append(Found(self.card.labels[int(cls)], round(float(score), 3), (x1, y1, x2, y2)))
+            result.append(Found(self.card.labels[int(cls)], round(float(value), 3), (x1, y1, x2, y2)))
         return result

@@ -44,12 +44,20 @@ class VisionModels:
         """Run the person detector (call from the pool) and count the call."""
         return self.finish_persons(self.person.prepare(image))
 
-    def finish_persons(self, prepared: Prepared) -> list[Found]:
-        """Run the person model on a prepared frame (call from the pool) and count the call."""
-        found = self.person.finish(prepared)
+    def finish_persons(self, prepared: Prepared, turn: threading.Lock | None = None) -> list[Found]:
+        """Run the person model on a prepared frame (call from the pool) and count the call.
+
+        turn: held only around the model's run, so a camera's next frame starts the moment
+        this one's run ends, while this one is still being decoded.
+        """
+        if turn is None:
+            outputs = self.person.infer(prepared.tensor)
+        else:
+            with turn:
+                outputs = self.person.infer(prepared.tensor)
         with self._lock:
             self.inferences += 1
-        return found
+        return self.person.decode(prepared, outputs)
 
     def regions_to_blur(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
         """Faces, plus the head of every person: a face the face model misses is still covered.

@@ -135,6 +135,10 @@ def cycle_split(probe: Probe, calls: list[ModelCall], t0: float, t1: float) -> d
         waits.append(wait)
         handoffs.append(after.start - before.end - wait)
     cycles = [b.start - a.start for a, b in itertools.pairwise(infers)]
+    # The camera runs its model one call at a time (a per-camera turn), so the model's idle
+    # time between consecutive runs is what the pipeline costs on top of the model.
+    ordered = sorted(runs, key=lambda c: c.start)
+    idle = [max(0.0, b.start - a.end) for a, b in itertools.pairwise(ordered)]
     window = t1 - t0
     busy = sum(c.end - c.start for c in runs)
     return {
@@ -146,6 +150,8 @@ def cycle_split(probe: Probe, calls: list[ModelCall], t0: float, t1: float) -> d
         "stage_wait_ms": mean_ms(waits),
         "handoff_ms": mean_ms(handoffs),
         "handoff_ms_p95": ms(percentile(handoffs, 0.95)),
+        "model_idle_ms": mean_ms(idle),
+        "model_idle_ms_p95": ms(percentile(idle, 0.95)),
         "serial_stages": serial,
         "model_busy_pct": round(100.0 * busy / window, 1) if window > 0 else None,
         "other_model_calls": len(others),
