@@ -40,8 +40,8 @@ from edge.vision.models import VisionModels
 from edge.vision.motion import MotionGate
 from edge.vision.tamper import TamperDetector
 
-CYCLE_KEYS = ("cycle_ms", "session_run_ms", "infer_ms", "stage_ms", "stage_wait_ms", "handoff_ms",
-              "handoff_ms_p95", "model_busy_pct", "model_idle_ms", "model_idle_ms_p95")
+CYCLE_KEYS = ("cycle_ms", "session_run_ms", "infer_ms", "stage_ms", "model_busy_pct", "model_idle_ms",
+              "model_idle_ms_p95")
 
 
 def raw_rate(detector: Detector, tensors: Sequence[np.ndarray], seconds: float) -> dict[str, Any]:

@@ -113,27 +113,20 @@ def timed_session(detector: Detector) -> Iterator[list[ModelCall]]:
 
 
 def cycle_split(probe: Probe, calls: list[ModelCall], t0: float, t1: float) -> dict[str, Any]:
-    """One camera's inference cycle in [t0, t1): model, rest of _infer, waiting for _stage, loop hand-off.
+    """One camera's inference cycle in [t0, t1): the model's runs and its idle time between them.
 
-    Consecutive _infer calls k-1, k: cycle = start_k - start_(k-1) = _infer_(k-1) + gap. The gap
-    is split into waiting for frame k's _stage (when it ended after _infer_(k-1) did) and the
-    loop's hand-off (result applied, next _infer submitted and picked up by a pool worker).
-    A stage that began after _infer_(k-1) had ended ran serially, not overlapped.
+    cycle = start of _infer k - start of _infer k-1. A stage that began after _infer k-1 had
+    ended ran serially, not overlapped.
     """
     infers = sorted((s for s in probe.infers if t0 <= s.start < t1), key=lambda s: s.start)
     stages = sorted((s for s in probe.stages if s.to_model), key=lambda s: s.end)
     runs = [c for c in calls if c.in_infer and t0 <= c.start < t1]
     others = [c for c in calls if not c.in_infer and t0 <= c.start < t1]
-    waits: list[float] = []
-    handoffs: list[float] = []
     serial = 0
     for before, after in itertools.pairwise(infers):
         fed = [s for s in stages if s.end <= after.start]
         staged = fed[-1] if fed else None
-        wait = max(0.0, staged.end - before.end) if staged else 0.0
         serial += staged is not None and staged.start >= before.end
-        waits.append(wait)
-        handoffs.append(after.start - before.end - wait)
     cycles = [b.start - a.start for a, b in itertools.pairwise(infers)]
     # The camera runs its model one call at a time (a per-camera turn), so the model's idle
     # time between consecutive runs is what the pipeline costs on top of the model.
@@ -147,9 +140,6 @@ def cycle_split(probe: Probe, calls: list[ModelCall], t0: float, t1: float) -> d
         "session_run_ms": mean_ms([c.end - c.start for c in runs]),
         "infer_ms": mean_ms([s.took for s in infers]),
         "stage_ms": mean_ms([s.took for s in probe.stages if s.to_model and t0 <= s.start < t1]),
-        "stage_wait_ms": mean_ms(waits),
-        "handoff_ms": mean_ms(handoffs),
-        "handoff_ms_p95": ms(percentile(handoffs, 0.95)),
         "model_idle_ms": mean_ms(idle),
         "model_idle_ms_p95": ms(percentile(idle, 0.95)),
         "serial_stages": serial,
