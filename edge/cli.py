@@ -14,6 +14,8 @@ from edge.detect_cli import add_parser as add_detect_parser
 from edge.detect_cli import run_detect
 from edge.errors import ConfigError, EdgeError, SecretUnavailable
 from edge.logs import setup_logging
+from edge.user_cli import add_parser as add_user_parser
+from edge.user_cli import run_user
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("version", help="print the version", description="Print the version.")
     add_detect_parser(sub)
+    add_user_parser(sub)
 
     demo = sub.add_parser(
         "demo", help="run a demo gateway with an embedded broker and simulated classroom",
@@ -116,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "detect":
             return run_detect(args)
+        if args.command == "user":
+            return run_user(args)
         if args.command == "demo":
             from edge.demo import run_demo
 

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
 
+from edge.config_alerts import AlertsConfig, ScheduleConfig
 from edge.config_base import Identifier, SecretSource, StrictModel, located
 from edge.config_devices import DeviceConfig, check_devices
 from edge.config_vision import CameraConfig, VisionConfig
@@ -183,6 +184,9 @@ class RoomConfig(StrictModel):
 
     id: Identifier = Field(description="Room id used in topics and events, e.g. 'r101'.")
     name: str = Field("", description="Human name shown on the console.")
+    schedule: ScheduleConfig | None = Field(
+        None, description="The room's timetable: class periods, terms, holidays. Without one, the room "
+                          "gets no after-hours intrusion alerts and no class-time notices.")
 
 
 class EdgeConfig(StrictModel):
@@ -205,6 +209,7 @@ class EdgeConfig(StrictModel):
     )
     vision: VisionConfig = Field(default_factory=VisionConfig, description="On-box vision models.")
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras watched by this gateway.")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Safety alert rules.")
 
     @model_validator(mode="after")
     def _references(self) -> EdgeConfig:
@@ -221,6 +226,10 @@ class EdgeConfig(StrictModel):
             if camera.id in camera_ids or camera.id in device_ids:
                 raise located(f"id {camera.id!r} is already used by a camera or device", "cameras", i, "id")
             camera_ids.append(camera.id)
+        for room_id in self.alerts.rules.overcrowding.capacity:
+            if room_id not in room_ids:
+                raise located(f"room {room_id!r} is not in rooms", "alerts", "rules", "overcrowding",
+                              "capacity", room_id)
         return self
 
     def local_topic_prefix(self) -> str:

@@ -14,6 +14,7 @@ import sqlite_utils
 from edge.errors import SchemaTooNew, StoreError
 from edge.events import Envelope, Reading, SafetyEvent
 from edge.store.schema import LATEST_VERSION, MIGRATIONS
+from edge.users import LastAdmin, Role, StoredUser, UnknownUser, User, UserExists
 
 GENESIS_HASH = "0" * 64
 
@@ -167,6 +168,72 @@ class Database:
                 "UPDATE commands SET status = ?, result = ?, finished_at = ? WHERE command_id = ?",
                 [status, json.dumps(result, sort_keys=True), ts, command_id],
             )
+
+    # Users: each change and its audit record commit in one transaction, so the log
+    # never misses a change nor records one that did not happen. Never audit a hash.
+    def add_user(
+        self, username: str, role: Role, password_hash: str, ts: float, actor: str
+    ) -> None:
+        """Create a user; raise UserExists if the name is taken."""
+        with self.db.atomic():
+            row = self.db.execute(
+                "INSERT INTO users (username, role, password_hash, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING RETURNING username",
+                [username, str(role), password_hash, ts, ts],
+            ).fetchone()
+            if row is None:
+                raise UserExists(username)
+            self.append_audit(ts, actor, "user.add", username, {"role": str(role)})
+
+    def set_password(
+        self, username: str, password_hash: str, ts: float, actor: str, action: str = "user.passwd"
+    ) -> None:
+        """Replace a user's password hash; raise UnknownUser."""
+        with self.db.atomic():
+            row = self.db.execute(
+                "UPDATE users SET password_hash = ?, updated_at = ? WHERE username = ? "
+                "RETURNING username", [password_hash, ts, username],
+            ).fetchone()
+            if row is None:
+                raise UnknownUser(username)
+            self.append_audit(ts, actor, action, username, {})
+
+    def remove_user(self, username: str, ts: float, actor: str) -> None:
+        """Delete a user; raise UnknownUser, or LastAdmin if no enabled admin would remain."""
+        with self.db.atomic():
+            # Delete first, then count: the write takes SQLite's lock before the check,
+            # so two concurrent removals cannot both see "one admin left".
+            row = self.db.execute(
+                "DELETE FROM users WHERE username = ? RETURNING role, disabled", [username]
+            ).fetchone()
+            if row is None:
+                raise UnknownUser(username)
+            if row[0] == Role.ADMIN and not row[1] and self.count_admins() == 0:
+                raise LastAdmin(username)
+            self.append_audit(ts, actor, "user.remove", username, {"role": row[0]})
+
+    def get_user(self, username: str) -> StoredUser | None:
+        """Return a user with its password hash, or None."""
+        row = self.db.execute(
+            "SELECT username, role, created_at, updated_at, disabled, password_hash "
+            "FROM users WHERE username = ?", [username],
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredUser(row[0], Role(row[1]), row[2], row[3], bool(row[4]), row[5])
+
+    def list_users(self) -> list[User]:
+        """Return every user by name, without password hashes."""
+        rows = self.db.execute(
+            "SELECT username, role, created_at, updated_at, disabled FROM users ORDER BY username"
+        ).fetchall()
+        return [User(r[0], Role(r[1]), r[2], r[3], bool(r[4])) for r in rows]
+
+    def count_admins(self) -> int:
+        """Return how many enabled admins exist."""
+        return int(self.db.execute(
+            "SELECT count(*) FROM users WHERE role = 'admin' AND coalesce(disabled, 0) = 0"
+        ).fetchone()[0])
 
     def verify_audit(self) -> int | None:
         """Return the id of the first audit record whose chain is broken, or None."""

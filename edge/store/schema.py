@@ -92,6 +92,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX commands_received_at ON commands (received_at);
         """,
     ),
+    (
+        "users: local console accounts with a role and an argon2 password hash",
+        """
+        CREATE TABLE users (
+            username TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('viewer', 'security', 'operator', 'admin')),
+            password_hash TEXT NOT NULL,
+            created_at REAL,
+            updated_at REAL,
+            disabled INTEGER DEFAULT 0
+        );
+        """,
+    ),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

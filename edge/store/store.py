@@ -15,6 +15,7 @@ from edge.errors import StoreError
 from edge.events import Envelope, Reading, SafetyEvent
 from edge.store.database import Database
 from edge.store.schema import LATEST_VERSION
+from edge.users import Role, StoredUser, User
 
 T = TypeVar("T")
 
@@ -92,6 +93,33 @@ class Store:
     async def finish_command(self, command_id: str, status: str, result: dict[str, Any]) -> None:
         """Store a command's outcome."""
         await self._call(self._db.finish_command, command_id, status, result, self._clock.now())
+
+    async def add_user(self, username: str, role: Role, password_hash: str, actor: str) -> None:
+        """Create a user (audited); raise UserExists."""
+        await self._call(self._db.add_user, username, role, password_hash, self._clock.now(), actor)
+
+    async def set_password(
+        self, username: str, password_hash: str, actor: str, action: str = "user.passwd"
+    ) -> None:
+        """Replace a user's password hash (audited as action); raise UnknownUser."""
+        await self._call(self._db.set_password, username, password_hash, self._clock.now(), actor,
+                         action)
+
+    async def remove_user(self, username: str, actor: str) -> None:
+        """Delete a user (audited); raise UnknownUser or LastAdmin."""
+        await self._call(self._db.remove_user, username, self._clock.now(), actor)
+
+    async def get_user(self, username: str) -> StoredUser | None:
+        """Return a user with its password hash, or None."""
+        return await self._call(self._db.get_user, username)
+
+    async def list_users(self) -> list[User]:
+        """Return every user, without password hashes."""
+        return await self._call(self._db.list_users)
+
+    async def count_admins(self) -> int:
+        """Return how many enabled admins exist."""
+        return await self._call(self._db.count_admins)
 
     async def verify_audit(self) -> int | None:
         """Return the id of the first broken audit record, or None when the chain holds."""
