@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from edge import __version__
+from edge.alerts.service import AlertService
 from edge.backoff import Backoff
 from edge.bus import Bus
 from edge.clock import Clock, SystemClock, iso_utc
@@ -58,6 +59,7 @@ class Gateway:
         self.commands: CommandService | None = None
         self.services: list[Service] = []
         self.cameras: list[CameraService] = []
+        self.alerts: AlertService | None = None
         self.vision: VisionModels | None = None
         self.snapshots: SnapshotStore | None = None
         self.ready_at: float | None = None
@@ -130,6 +132,8 @@ class Gateway:
         self.health = HealthMonitor(self.bus)
         services += [self.link, self.recorder,
                      LocalPublisher(self.bus, self.link, cfg.local_topic_prefix()), self.health]
+        self.alerts = AlertService(cfg, self.bus, self.clock, self.record_event)
+        services.append(self.alerts)
         self.commands = CommandService(store, self.clock)
         services.append(LocalCommandTopic(self.link, self.commands, cfg.local_topic_prefix(),
                                           self.clock))

@@ -50,6 +50,7 @@ def summary(gateway: Gateway, errors: ErrorCounter, startup_s: float | None) -> 
     out["readings"] = gateway.recorder.recorded if gateway.recorder else 0
     out["devices_online"] = gateway.devices_online_at_stop
     out["errors"] = errors.count
+    out["alerts"] = gateway.alerts.raised if gateway.alerts else 0
     out["detections"] = sum(camera.detections for camera in gateway.cameras)
     out["occupancy_updates"] = sum(camera.occupancy_updates for camera in gateway.cameras)
     # From process start (interpreter and imports included) to READY.

@@ -19,6 +19,8 @@ from firmware_bridge.simulator import SimulatedNode, run_node
 from firmware_bridge.streams import open_pty
 
 NODE_INTERVAL_S = 1.0
+PANIC_NODE = "node-r101"
+PANIC_EVERY_S = 8.0  # the demo's panic button: pressed 8 s after start, then every 8 s
 DEMO_CLIP_URL = "file:demo-clip"
 DEMO_CLIP = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "vtest-cut.mp4"
 
@@ -71,7 +73,8 @@ async def simulated_classroom(config: EdgeConfig) -> AsyncIterator[EdgeConfig]:
                 stream, path = open_pty()
                 closers.append(stream.close)
                 node = SimulatedNode(dev.id, interval_s=NODE_INTERVAL_S, rng=random.Random(dev.id))
-                tasks.append(asyncio.create_task(run_node(node, stream)))
+                panic_every = PANIC_EVERY_S if dev.id == PANIC_NODE else 0.0
+                tasks.append(asyncio.create_task(run_node(node, stream, panic_every_s=panic_every)))
                 dev = dev.model_copy(update={"port": path})
             elif isinstance(dev, ModbusDeviceConfig):
                 dev = dev.model_copy(update={"port": cables[dev.port].a_path})
