@@ -49,7 +49,11 @@ async def test_node_readings_events_availability_and_replug(tmp_path: Path, mosq
         assert event["source"] == "device:node1" and plug.node.frames_lost == 1
         await asyncio.sleep(1.2)  # ACKed once stored: no more resends, so no second event
         assert plug.node.unacked_events == []
-        assert [e["type"] for e in mqtt.json_on(f"{prefix}/event")] == ["panic_button"]
+        events = mqtt.json_on(f"{prefix}/event")
+        assert [e["type"] for e in events if e["type"] != "alert"] == ["panic_button"]
+        # ... and the press is one alert, raised from that stored event.
+        assert [(e["data"]["kind"], e["data"]["action"]) for e in events if e["type"] == "alert"] \
+            in ([], [("panic", "raised")])
 
         # Unplug: offline. Plug back in: online, and readings resume within 5 s.
         await plug.unplug()

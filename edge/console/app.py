@@ -1,0 +1,69 @@
+"""The console's FastAPI app: one factory, wired with the gateway's running parts."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from edge import __version__
+from edge.alerts.service import AlertService
+from edge.bus import Bus
+from edge.clock import Clock
+from edge.console import routes_alerts, routes_auth, sse
+from edge.console.context import ConsoleContext
+from edge.console.sessions import SessionTable
+from edge.store import Store
+from edge.users import LoginThrottle
+from edge.vision.snapshots import SnapshotStore
+
+_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class SecurityHeaders:
+    """Pure ASGI (no BaseHTTPMiddleware, which would buffer the SSE stream): hardening headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Add the headers to every HTTP response; API answers are never cached."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers += [(n, v) for n, v in _HEADERS if n not in names]
+                if b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(
+    *, store: Store, alerts: AlertService, bus: Bus, snapshots: SnapshotStore | None, clock: Clock,
+    secure_cookies: bool = False, throttle: LoginThrottle | None = None,
+    hasher: PasswordHasher | None = None,
+) -> FastAPI:
+    """Build the console app; throttle and hasher are seams for tests."""
+    # No interactive docs: the console is a closed appliance API, not a public one.
+    app = FastAPI(title="campus-edge console", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.console = ConsoleContext(
+        store=store, alerts=alerts, bus=bus, snapshots=snapshots, clock=clock,
+        sessions=SessionTable(clock), secure_cookies=secure_cookies,
+        throttle=throttle or LoginThrottle(), hasher=hasher,
+    )
+    for module in (routes_auth, routes_alerts, sse):
+        app.include_router(module.router)
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,39 @@
+"""What the console's routes share: the gateway's store, alerts, bus and snapshots, plus sessions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from argon2 import PasswordHasher
+from fastapi import Request
+
+from edge.alerts.service import AlertService
+from edge.bus import Bus
+from edge.clock import Clock
+from edge.console.sessions import SessionTable
+from edge.store import Store
+from edge.users import LoginThrottle
+from edge.vision.snapshots import SnapshotStore
+
+
+@dataclass
+class ConsoleContext:
+    """Everything a console request may reach; one per app."""
+
+    store: Store
+    alerts: AlertService
+    bus: Bus
+    snapshots: SnapshotStore | None
+    clock: Clock
+    sessions: SessionTable
+    secure_cookies: bool = False
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    hasher: PasswordHasher | None = None  # None: edge.users' default (tests pass a fast one)
+    keepalive_s: float = 15.0
+    streams: int = 0  # SSE clients connected now
+
+
+def context(request: Request) -> ConsoleContext:
+    """The console context of the app serving this request."""
+    ctx: ConsoleContext = request.app.state.console
+    return ctx

@@ -1,0 +1,93 @@
+"""Console alert routes: list, one alert, acknowledge, resolve; and safety snapshots."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from edge.alerts.lifecycle import Alert, AlertActionRefused
+from edge.console.auth import Security, Viewer
+from edge.console.context import ConsoleContext, context
+
+router = APIRouter(prefix="/api")
+Ctx = Annotated[ConsoleContext, Depends(context)]
+NOTE_MAX = 1000
+
+
+class NoteBody(BaseModel):
+    """What a person writes when acknowledging or resolving."""
+
+    note: str = Field("", max_length=NOTE_MAX)
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    """The console's view of one alert."""
+    return {
+        "alert_id": alert.alert_id, "key": alert.key, "kind": alert.kind,
+        "severity": str(alert.severity), "room_id": alert.room_id, "title": alert.title,
+        "state": str(alert.state), "raised_at": alert.raised_at, "updated_at": alert.updated_at,
+        "detail": dict(alert.detail), "camera_id": alert.camera_id, "escalated": alert.escalated,
+        "acknowledged_by": alert.acknowledged_by, "acknowledged_at": alert.acknowledged_at,
+        "resolved_by": alert.resolved_by, "resolved_at": alert.resolved_at,
+    }
+
+
+def open_alerts_json(ctx: ConsoleContext) -> list[dict[str, Any]]:
+    """Every open alert, most severe and newest first."""
+    return [alert_json(a) for a in ctx.alerts.book.open_alerts()]
+
+
+@router.get("/alerts")
+async def list_alerts(who: Viewer, ctx: Ctx) -> list[dict[str, Any]]:
+    """The open alerts."""
+    return open_alerts_json(ctx)
+
+
+@router.get("/alerts/{alert_id}")
+async def get_alert(alert_id: str, who: Viewer, ctx: Ctx) -> dict[str, Any]:
+    """One alert, open or recently resolved."""
+    alert = ctx.alerts.book.get(alert_id)
+    if alert is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
+    return alert_json(alert)
+
+
+@router.post("/alerts/{alert_id}/ack")
+async def acknowledge(alert_id: str, who: Security, ctx: Ctx, body: NoteBody | None = None) -> dict[str, Any]:
+    """Acknowledge an alert: someone is handling it."""
+    return await _act(ctx, "ack", alert_id, who.username, (body or NoteBody()).note)
+
+
+@router.post("/alerts/{alert_id}/resolve")
+async def resolve(alert_id: str, who: Security, ctx: Ctx, body: NoteBody | None = None) -> dict[str, Any]:
+    """Resolve an alert by hand."""
+    return await _act(ctx, "resolve", alert_id, who.username, (body or NoteBody()).note)
+
+
+async def _act(ctx: ConsoleContext, action: str, alert_id: str, actor: str, note: str) -> dict[str, Any]:
+    if ctx.alerts.book.get(alert_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
+    try:
+        if action == "ack":
+            await ctx.alerts.acknowledge(alert_id, actor, note)
+        else:
+            await ctx.alerts.resolve(alert_id, actor, note)
+    except AlertActionRefused as refused:
+        raise HTTPException(status.HTTP_409_CONFLICT, refused.reason) from refused
+    await ctx.store.append_audit(actor, f"alert.{action}", alert_id, {"note": note})
+    alert = ctx.alerts.book.get(alert_id)
+    # resolve() lets the book forget old resolved alerts; this one is normally still there.
+    return alert_json(alert) if alert is not None else {"alert_id": alert_id, "state": "resolved"}
+
+
+@router.get("/snapshots/{snapshot_id}")
+async def snapshot(snapshot_id: str, who: Security, ctx: Ctx) -> FileResponse:
+    """A blurred safety snapshot by its opaque id; the path always comes from the store, never the URL."""
+    path = ctx.snapshots.path_for(snapshot_id) if ctx.snapshots is not None else None
+    if path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such snapshot")
+    return FileResponse(path, media_type="image/jpeg",
+                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
