@@ -18,6 +18,7 @@ from edge.commands import CommandService
 from edge.commands.local_topic import LocalCommandTopic
 from edge.config import EdgeConfig
 from edge.config_devices import PjlinkDeviceConfig
+from edge.console import ConsoleServer, create_app
 from edge.device_services import build_device_services
 from edge.embedded_broker import HOST as EMBEDDED_HOST
 from edge.embedded_broker import EmbeddedBroker
@@ -60,6 +61,7 @@ class Gateway:
         self.services: list[Service] = []
         self.cameras: list[CameraService] = []
         self.alerts: AlertService | None = None
+        self.console: ConsoleServer | None = None
         self.vision: VisionModels | None = None
         self.snapshots: SnapshotStore | None = None
         self.ready_at: float | None = None
@@ -146,6 +148,13 @@ class Gateway:
         services += build_device_services(cfg, self.bus, self.clock, self.link, self.commands,
                                           self.record_event, self._device_passwords)
         services += self._build_cameras()
+        if cfg.console.enabled:
+            assert self.alerts is not None, "the alerts service is built first"
+            console_app = create_app(store=store, alerts=self.alerts, bus=self.bus,
+                                     snapshots=self.snapshots, clock=self.clock,
+                                     secure_cookies=cfg.console.secure_cookies)
+            self.console = ConsoleServer(console_app, cfg.console.host, cfg.console.port)
+            services.append(self.console)
         interval = watchdog_interval()
         if interval is not None:
             services.append(WatchdogPinger(interval))

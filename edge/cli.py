@@ -41,8 +41,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="stop after S seconds and print a JSON summary as the last line")
     demo.add_argument("--data-dir", type=Path, default=None,
                       help="data directory (default: a fresh temporary one); reuse to continue")
-    demo.add_argument("--http-port", type=int, default=None,
-                      help="console port (accepted; the console arrives with the alerts issue)")
+    demo.add_argument("--http-port", type=int, default=8080,
+                      help="console port on 127.0.0.1 (default 8080; 0 = any free port)")
+    demo.add_argument("--admin-password", default=None,
+                      help="password of the demo's console user 'admin' (default: $EDGE_DEMO_PASSWORD, "
+                           "else a random one, printed)")
     demo.add_argument("--uplink", default=None,
                       help="central broker URL (accepted; forwarding arrives with the uplink issue)")
     simulate = sub.add_parser("simulate", help="simulate classroom devices",
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             from edge.demo import run_demo
 
             errors = setup_logging("info")
-            return run_demo(args.duration, args.data_dir, errors)
+            return run_demo(args.duration, args.data_dir, errors, args.http_port, args.admin_password)
     except SecretUnavailable as err:
         print(f"edge: {err}", file=sys.stderr)
         return EXIT_CONFIG

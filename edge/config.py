@@ -179,6 +179,15 @@ class StoreConfig(StrictModel):
     )
 
 
+class ConsoleConfig(StrictModel):
+    """The local security console, served by the daemon (works without the campus network)."""
+
+    enabled: bool = Field(True, description="Serve the console.")
+    host: str = Field("127.0.0.1", description="Address to listen on: '0.0.0.0' or '::' for the LAN.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port of the console (0: any free port).")
+    secure_cookies: bool = Field(False, description="Mark the session cookie Secure (behind HTTPS).")
+
+
 class RoomConfig(StrictModel):
     """A room the gateway looks after."""
 
@@ -210,6 +219,7 @@ class EdgeConfig(StrictModel):
     vision: VisionConfig = Field(default_factory=VisionConfig, description="On-box vision models.")
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras watched by this gateway.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Safety alert rules.")
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="The security console.")
 
     @model_validator(mode="after")
     def _references(self) -> EdgeConfig:

@@ -7,8 +7,10 @@ import json
 import logging
 import os
 import resource
+import secrets
 import sys
 import tempfile
+import time
 from importlib.resources import files
 from pathlib import Path
 
@@ -17,6 +19,9 @@ from edge.config import EdgeConfig
 from edge.config_loader import parse_config_text
 from edge.demo_devices import simulated_classroom
 from edge.logs import ErrorCounter
+from edge.store import DB_FILENAME, prepare_data_dir
+from edge.store.database import Database
+from edge.users import Role, check_password, hash_password
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +74,36 @@ def print_where_to_look(gateway: Gateway) -> None:
     if port:
         print(f"  local MQTT:  mqtt://127.0.0.1:{port}", flush=True)
         print(f"  watch it:    mosquitto_sub -h 127.0.0.1 -p {port} -t '{prefix}/#' -v", flush=True)
+    if gateway.console is not None and gateway.console.bound_port:
+        print(f"  console API: http://127.0.0.1:{gateway.console.bound_port}/api/health "
+              "(log in as admin: POST /api/login)", flush=True)
 
 
-def run_demo(duration: float | None, data_dir: Path | None, errors: ErrorCounter) -> int:
+def ensure_demo_admin(data_dir: Path, password: str | None) -> str | None:
+    """Create the console user 'admin' unless it exists; return the password when it was made up."""
+    prepare_data_dir(data_dir)
+    db = Database(data_dir / DB_FILENAME)
+    try:
+        if db.get_user("admin") is not None:
+            return None
+        made_up = None
+        if not password:
+            password = made_up = secrets.token_urlsafe(12)
+        check_password(password, "admin")
+        db.add_user("admin", Role.ADMIN, hash_password(password), time.time(), "demo")
+        return made_up
+    finally:
+        db.close()
+
+
+def run_demo(duration: float | None, data_dir: Path | None, errors: ErrorCounter,
+             http_port: int = 8080, admin_password: str | None = None) -> int:
     """Run the demo gateway; with a duration, print the JSON summary as the last line."""
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="edge-demo-"))
+    made_up = ensure_demo_admin(data_dir, admin_password or os.environ.get("EDGE_DEMO_PASSWORD"))
+    if made_up:
+        print(f"Console user 'admin' created with password: {made_up}", flush=True)
     startup: list[float | None] = []
     gateways: list[Gateway] = []
 
@@ -84,7 +113,9 @@ def run_demo(duration: float | None, data_dir: Path | None, errors: ErrorCounter
             print_where_to_look(ready)
 
     async def demo() -> int:
-        async with simulated_classroom(demo_config(data_dir)) as config:
+        base = demo_config(data_dir)
+        base = base.model_copy(update={"console": base.console.model_copy(update={"port": http_port})})
+        async with simulated_classroom(base) as config:
             gateways.append(Gateway(config))
             return await gateways[0].run(stop_after=duration, on_ready=on_ready)
 

@@ -115,6 +115,8 @@ def write_config(directory: Path, **overrides: object) -> Path:
         "store": {"readings_flush_s": 0.2},
         "rooms": [{"id": "r1", "name": "Room 1"}],
         "devices": [{"id": "sim1", "type": "simulated", "room_id": "r1", "interval_s": 0.2}],
+        # Tests that want the console turn it on with a free port; 8080 may be taken.
+        "console": {"enabled": False},
     }
     config.update(overrides)
     path = directory / "edge.yaml"

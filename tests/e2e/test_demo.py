@@ -42,4 +42,4 @@ def test_demo_runs_and_a_second_run_continues_the_database(tmp_path: Path) -> No
     audits = conn.execute("SELECT count(*) FROM audit").fetchone()[0]
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert total == after_first + second["readings"]
-    assert audits == 4  # start and stop of both runs, one chain
+    assert audits == 5  # the demo admin once, start and stop of both runs, one chain
