@@ -152,6 +152,31 @@ class AlertBook:
                                       f"not acknowledged within {self.escalate_after_s:g}s"))
         return out
 
+    def replay(self, data: Mapping[str, Any], severity: Severity, room_id: str | None, ts: float) -> None:
+        """Rebuild state from one stored alert transition (at start, in seq order)."""
+        alert_id, action = str(data.get("alert_id", "")), data.get("action")
+        alert = self._alerts.get(alert_id)
+        if action == "raised" or alert is None:
+            if not alert_id or not data.get("key"):
+                return  # not an alert transition this code wrote: ignore it
+            alert = Alert(alert_id, str(data["key"]), str(data.get("kind", "")), severity, room_id,
+                          str(data.get("title", "")), AlertState.RAISED, ts, ts,
+                          dict(data.get("detail") or {}), data.get("camera_id"))
+        actor = str(data.get("actor", ""))
+        if action == "acknowledged":
+            alert = replace(alert, state=AlertState.ACKNOWLEDGED, acknowledged_by=actor, acknowledged_at=ts)
+        elif action == "resolved":
+            alert = replace(alert, state=AlertState.RESOLVED, resolved_by=actor, resolved_at=ts)
+        elif action == "escalated":
+            alert = replace(alert, escalated=True)
+        alert = replace(alert, updated_at=ts)
+        self._alerts[alert_id] = alert
+        if alert.state is AlertState.RESOLVED:
+            if self._open_by_key.get(alert.key) == alert_id:
+                del self._open_by_key[alert.key]
+        else:
+            self._open_by_key[alert.key] = alert_id
+
     def forget_resolved(self, keep: int = 1000) -> None:
         """Drop the oldest resolved alerts from memory (the store keeps them)."""
         resolved = sorted((a for a in self._alerts.values() if a.state is AlertState.RESOLVED),

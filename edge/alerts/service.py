@@ -27,6 +27,7 @@ from edge.events import (
 log = logging.getLogger(__name__)
 
 RecordEvent = Callable[[SafetyEvent], Awaitable[Envelope]]
+History = Callable[[], Awaitable[list[SafetyEvent]]]
 ALERT_EVENT = "alert"
 TICK_S = 1.0  # time-based rules (held open, loitering, "for N s") and escalation
 
@@ -47,7 +48,8 @@ class AlertService:
 
     name = "alerts"
 
-    def __init__(self, config: EdgeConfig, bus: Bus, clock: Clock, record_event: RecordEvent) -> None:
+    def __init__(self, config: EdgeConfig, bus: Bus, clock: Clock, record_event: RecordEvent,
+                 history: History | None = None) -> None:
         schedules = {room.id: RoomSchedule(room.schedule) for room in config.rooms if room.schedule}
         self.engine = RuleEngine(config.alerts.rules, schedules,
                                  room_names={room.id: room.name or room.id for room in config.rooms},
@@ -55,6 +57,7 @@ class AlertService:
         self.book = AlertBook(config.alerts.escalate_after_s)
         self._clock = clock
         self._record_event = record_event
+        self._history = history
         # Safety events, status changes and presence are never dropped; readings may be.
         self._sub = bus.subscribe("alerts", (Reading, DeviceStatus, Occupancy, ZonePresence, CameraStats,
                                              Envelope), maxsize=10000, policy=DropPolicy.DROP_OLDEST,
@@ -63,6 +66,12 @@ class AlertService:
 
     async def run(self, ready: Callable[[], None]) -> None:
         """Follow the bus until cancelled, re-checking time-based rules every second."""
+        if self._history is not None:
+            # Alerts open before a restart stay open (with who acknowledged them); a situation
+            # still going on is recognised by its key and not raised twice.
+            for event in await self._history():
+                self.book.replay(event.data, event.severity, event.room_id, event.occurred_at)
+            self.book.forget_resolved()
         ready()
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel (a clean stop).

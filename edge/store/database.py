@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from edge.errors import SchemaTooNew, StoreError
-from edge.events import Envelope, Reading, SafetyEvent
+from edge.events import Envelope, Reading, SafetyEvent, Severity
 from edge.store.schema import LATEST_VERSION, MIGRATIONS
 from edge.users import LastAdmin, Role, StoredUser, UnknownUser, User, UserExists
 
@@ -125,6 +125,17 @@ class Database:
                 [seq, payload, len(payload.encode()), stored_at],
             )
         return Envelope(event=event, seq=seq, stored_at=stored_at)
+
+    def events_of_type(self, event_type: str, limit: int) -> list[SafetyEvent]:
+        """The newest `limit` stored events of one type, oldest first (seq order)."""
+        rows = self.db.execute(
+            "SELECT event_id, type, severity, room_id, source, occurred_at, data FROM ("
+            " SELECT * FROM events WHERE type = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+            [event_type, limit],
+        ).fetchall()
+        return [SafetyEvent(type_, Severity(severity), occurred_at, source, room_id, json.loads(data),
+                            event_id=event_id)
+                for event_id, type_, severity, room_id, source, occurred_at, data in rows]
 
     def append_audit(
         self, ts: float, actor: str, action: str, target: str, detail: dict[str, Any]

@@ -75,6 +75,10 @@ class Store:
         """Persist a safety event (and its outbox row) durably; return it with its seq."""
         return await self._call(self._db.add_event, event, self._clock.now())
 
+    async def events_of_type(self, event_type: str, limit: int = 5000) -> list[SafetyEvent]:
+        """The newest stored events of one type, oldest first."""
+        return await self._call(self._db.events_of_type, event_type, limit)
+
     async def append_audit(
         self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None
     ) -> int:

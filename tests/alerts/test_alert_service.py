@@ -76,3 +76,29 @@ async def test_a_person_after_hours_is_an_intrusion_stored_then_published(
     db = sqlite3.connect(tmp_path / "data" / DB_FILENAME)
     stored = db.execute("SELECT seq, type FROM events WHERE event_id = ?", [event["event_id"]]).fetchone()
     assert stored == (event["seq"], "alert")  # the published alert is the stored one, same seq
+
+
+async def test_open_alerts_survive_a_restart(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    path = gateway_config_path(tmp_path, mosquitto, [])
+
+    def press() -> SafetyEvent:
+        return SafetyEvent("panic_button", Severity.CRITICAL, time.time(), "device:n1", "r1",
+                           {"device_id": "n1"})
+
+    async with running_gateway(path) as gateway:
+        assert gateway.alerts is not None
+        await gateway.record_event(press())
+        async with asyncio.timeout(5):
+            while not gateway.alerts.book.open_alerts():
+                await asyncio.sleep(0.05)
+        (alert,) = gateway.alerts.book.open_alerts()
+        await gateway.alerts.acknowledge(alert.alert_id, "guard1", "on my way")
+    async with running_gateway(path) as gateway:
+        assert gateway.alerts is not None
+        (again,) = gateway.alerts.book.open_alerts()
+        assert (again.alert_id, again.state.value, again.acknowledged_by) == \
+            (alert.alert_id, "acknowledged", "guard1")
+        await gateway.record_event(press())  # the same situation: no second alert
+        await asyncio.sleep(1.5)
+        assert [a.alert_id for a in gateway.alerts.book.open_alerts()] == [alert.alert_id]
+        assert gateway.alerts.raised == 0

@@ -89,3 +89,18 @@ def test_forget_resolved_keeps_open_alerts() -> None:
     alerts.forget_resolved(keep=1)
     assert [a for a in ("a1", "a2", "a3") if alerts.get(a)] == []
     assert alerts.get("a4") is not None and alerts.get("a5") is not None
+
+
+def test_replay_rebuilds_open_alerts_and_ignores_foreign_data() -> None:
+    alerts = book()
+    raised = {"alert_id": "x1", "action": "raised", "key": "smoke:r1:n1", "kind": "smoke", "title": "SMOKE"}
+    alerts.replay(raised, Severity.CRITICAL, "r1", 10.0)
+    alerts.replay({**raised, "action": "acknowledged", "actor": "guard1"}, Severity.CRITICAL, "r1", 11.0)
+    alerts.replay({"alert_id": "x2", "action": "raised"}, Severity.INFO, None, 12.0)  # no key: not ours
+    alerts.replay({"nonsense": True}, Severity.INFO, None, 12.0)
+    (alert,) = alerts.open_alerts()
+    assert (alert.alert_id, alert.state, alert.acknowledged_by, alert.raised_at) == \
+        ("x1", AlertState.ACKNOWLEDGED, "guard1", 10.0)
+    assert alerts.signal(Sig("smoke:r1:n1", kind="smoke"), 13.0) == []  # still the same situation
+    alerts.replay({**raised, "action": "resolved", "actor": "rules"}, Severity.CRITICAL, "r1", 14.0)
+    assert alerts.open_alerts() == []
