@@ -10,7 +10,7 @@ from edge import __version__
 from edge.alerts.service import AlertService
 from edge.bus import Bus
 from edge.clock import Clock
-from edge.console import routes_alerts, routes_auth, sse
+from edge.console import routes_alerts, routes_auth, routes_static, sse
 from edge.console.context import ConsoleContext
 from edge.console.sessions import SessionTable
 from edge.store import Store
@@ -63,7 +63,7 @@ def create_app(
         sessions=SessionTable(clock), secure_cookies=secure_cookies,
         throttle=throttle or LoginThrottle(), hasher=hasher,
     )
-    for module in (routes_auth, routes_alerts, sse):
+    for module in (routes_auth, routes_alerts, sse, routes_static):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
     return app
