@@ -10,7 +10,7 @@ from edge import __version__
 from edge.alerts.service import AlertService
 from edge.bus import Bus
 from edge.clock import Clock
-from edge.console import routes_alerts, routes_auth, routes_static, sse
+from edge.console import routes_alerts, routes_auth, routes_openapi, routes_static, sse
 from edge.console.context import ConsoleContext
 from edge.console.sessions import SessionTable
 from edge.store import Store
@@ -55,7 +55,8 @@ def create_app(
     hasher: PasswordHasher | None = None,
 ) -> FastAPI:
     """Build the console app; throttle and hasher are seams for tests."""
-    # No interactive docs: the console is a closed appliance API, not a public one.
+    # No interactive docs and no public schema: the OpenAPI document is served to signed-in
+    # users only (routes_openapi), the console being a closed appliance API.
     app = FastAPI(title="campus-edge console", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.console = ConsoleContext(
@@ -63,7 +64,7 @@ def create_app(
         sessions=SessionTable(clock), secure_cookies=secure_cookies,
         throttle=throttle or LoginThrottle(), hasher=hasher,
     )
-    for module in (routes_auth, routes_alerts, sse, routes_static):
+    for module in (routes_auth, routes_alerts, sse, routes_openapi, routes_static):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
     return app
