@@ -11,8 +11,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
+from edge.alerts.signals import AlertSignal
 from edge.errors import EdgeError
 from edge.events import Severity
 
@@ -23,27 +24,6 @@ class AlertState(StrEnum):
     RAISED = "raised"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
-
-
-class Signal(Protocol):
-    """What the rules say about one situation (edge.alerts.rules.AlertSignal has these fields)."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def active(self) -> bool: ...
-    @property
-    def severity(self) -> Severity: ...
-    @property
-    def room_id(self) -> str | None: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def detail(self) -> Mapping[str, Any]: ...
-    @property
-    def camera_id(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +90,7 @@ class AlertBook:
         alerts = [self._alerts[i] for i in self._open_by_key.values()]
         return sorted(alerts, key=lambda a: (rank[a.severity], -a.raised_at))
 
-    def signal(self, signal: Signal, now: float) -> list[Transition]:
+    def signal(self, signal: AlertSignal, now: float) -> list[Transition]:
         """Apply a rule signal: raise a new situation, or resolve a cleared one."""
         open_id = self._open_by_key.get(signal.key)
         if signal.active:

@@ -23,6 +23,9 @@ from edge.events import (
 
 __all__ = ["AlertSignal", "RuleEngine"]
 
+# Node alarm inputs raised at once as critical alerts: event type -> (alert kind, title).
+ALARM_INPUTS = {"panic_button": ("panic", "PANIC BUTTON pressed in {}"),
+                "smoke_alarm": ("smoke", "SMOKE ALARM in {}")}
 TAMPER_WORDS = {"covered": "covered", "blurred": "blurred", "moved": "turned away"}
 
 
@@ -109,23 +112,17 @@ class RuleEngine:
         room = ev.room_id
         name = self.out.room(room)
         source = str(data.get("device_id") or ev.source)
-        if kind == "panic_button":
-            key = f"panic:{room}:{source}"
+        if kind in ALARM_INPUTS:
+            alert_kind, title = ALARM_INPUTS[kind]
+            key = f"{alert_kind}:{room}:{source}"
             if cleared:
-                # A push button is released a moment after the press: by default a person resolves it.
-                if self.config.panic.auto_resolve:
+                # A push button is released a moment after the press: by default a person
+                # resolves a panic; a smoke detector's clear means the smoke is gone.
+                if kind == "smoke_alarm" or self.config.panic.auto_resolve:
                     self.out.set(key, None, now)
                 return
             self.out.rearm(key)
-            self.out.set(key, Want("panic", Severity.CRITICAL, room, f"PANIC BUTTON pressed in {name}",
-                                   {"device_id": source}, ev.event_id), now)
-        elif kind == "smoke_alarm":
-            key = f"smoke:{room}:{source}"
-            if cleared:
-                self.out.set(key, None, now)
-                return
-            self.out.rearm(key)
-            self.out.set(key, Want("smoke", Severity.CRITICAL, room, f"SMOKE ALARM in {name}",
+            self.out.set(key, Want(alert_kind, Severity.CRITICAL, room, title.format(name),
                                    {"device_id": source}, ev.event_id), now)
         elif kind == "door_open":
             key = f"door_held_open:{room}:{source}"

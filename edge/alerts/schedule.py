@@ -25,6 +25,9 @@ class RoomSchedule:
                 self._periods[WEEKDAYS.index(day)].append((period.start, period.end))
         for periods in self._periods:
             periods.sort()
+        # Every reading and every tick asks about today (and its neighbours with a margin):
+        # the config is frozen, so a day's intervals are worked out once.
+        self._days: dict[date, tuple[Interval, ...]] = {}
 
     def teaching_day(self, day: date) -> bool:
         """Whether classes can be held on this local date (inside a term, not a holiday)."""
@@ -37,6 +40,14 @@ class RoomSchedule:
 
     def intervals(self, day: date) -> list[Interval]:
         """The day's class periods as merged epoch intervals (back-to-back periods join)."""
+        cached = self._days.get(day)
+        if cached is None:
+            if len(self._days) > 8:
+                self._days.clear()
+            cached = self._days[day] = tuple(self._work_out(day))
+        return list(cached)
+
+    def _work_out(self, day: date) -> list[Interval]:
         if not self.teaching_day(day):
             return []
         merged: list[Interval] = []

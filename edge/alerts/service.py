@@ -114,4 +114,5 @@ class AlertService:
         log.log(logging.WARNING if transition.action in ("raised", "escalated") else logging.INFO,
                 "alert %s %s: %s (%s)", alert.alert_id[:8], transition.action, alert.title, transition.actor)
         await self._record_event(alert_event(alert, transition))
-        self.book.forget_resolved()
+        if transition.action == "resolved":  # the only change that adds a resolved alert
+            self.book.forget_resolved()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edge.events import Severity
@@ -63,9 +63,7 @@ class Emitter:
             if current is not None:
                 del self.active[key]
                 self._resolved_at[key] = now
-                self.pending.append(AlertSignal(key, current.kind, False, current.severity, current.room_id,
-                                                current.title, now, current.detail, current.source_event_id,
-                                                current.camera_id))
+                self.pending.append(replace(current, active=False, ts=now))
             return
         if current is not None or key in self._muted:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
@@ -86,7 +87,8 @@ async def _act(ctx: ConsoleContext, action: str, alert_id: str, actor: str, note
 @router.get("/snapshots/{snapshot_id}")
 async def snapshot(snapshot_id: str, who: Security, ctx: Ctx) -> FileResponse:
     """A blurred safety snapshot by its opaque id; the path always comes from the store, never the URL."""
-    path = ctx.snapshots.path_for(snapshot_id) if ctx.snapshots is not None else None
+    # path_for stats the file system (an SD card can stall): not on the event loop.
+    path = await asyncio.to_thread(ctx.snapshots.path_for, snapshot_id) if ctx.snapshots is not None else None
     if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such snapshot")
     return FileResponse(path, media_type="image/jpeg",

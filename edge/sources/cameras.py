@@ -11,8 +11,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import numpy as np
-
 from edge.bus import Bus
 from edge.clock import Clock
 from edge.config_vision import CameraConfig
@@ -33,7 +31,7 @@ from edge.vision.camera_reader import CameraReader, Frame
 from edge.vision.detector import Found, Prepared
 from edge.vision.models import VisionModels
 from edge.vision.motion import MotionGate
-from edge.vision.snapshots import SnapshotRefused, SnapshotStore
+from edge.vision.snapshots import SnapshotStore
 from edge.vision.tamper import TamperDetector
 from edge.vision.zones import Zone
 
@@ -83,7 +81,6 @@ class CameraService:
         self._analytics = CameraAnalytics(camera)
         self._ignore = [Zone(f"ignore-{i}", polygon) for i, polygon in enumerate(camera.ignore)]
         self._last_found: list[Found] = []
-        self._latest: Frame | None = None
         self.reader: CameraReader | None = None
         self.inferences = 0
         self.detections = 0
@@ -118,7 +115,6 @@ class CameraService:
                 frame = reader.latest()
                 if frame is not None and frame.index != last_index and len(queue) < MAX_IN_FLIGHT:
                     last_index = frame.index
-                    self._latest = frame
                     await self._start(frame, queue, loop)
                 await self._apply_done(queue)
                 if started >= next_stats:
@@ -229,14 +225,14 @@ class CameraService:
         now = self._clock.now()
         frame, width, height = staged.frame, staged.width, staged.height
         self.frames_analysed += 1
+        boxes = relative_boxes(found, width, height)
         if inferred:
             self.inferences += 1
             self._detect_times.append(time.monotonic())
-            for item in found:
-                box = (item.box[0] / width, item.box[1] / height, item.box[2] / width, item.box[3] / height)
-                self._bus.publish(Detection(self.camera.id, item.label, item.score, box, now))
+            for item, (box, score) in zip(found, boxes, strict=True):
+                self._bus.publish(Detection(self.camera.id, item.label, score, box, now))
             self.detections += len(found)
-        update = self._analytics.update(relative_boxes(found, width, height), frame.mono_ts)
+        update = self._analytics.update(boxes, frame.mono_ts)
         self._publish(update, now, frame)
         for presence in update.presence:
             if presence.present:
@@ -281,14 +277,10 @@ class CameraService:
         try:
             snap = await asyncio.get_running_loop().run_in_executor(
                 self._models.pool, store.save, frame.image, self.camera.id, reason)
-        except (SnapshotRefused, EdgeError, OSError) as err:
+        except (EdgeError, OSError) as err:  # SnapshotRefused included
             log.warning("camera %s: snapshot not kept: %s", self.camera.id, type(err).__name__)
             return None
         return snap.snapshot_id
-
-    def latest_image(self) -> np.ndarray | None:
-        """The newest frame seen (for a blurred still on the console); never published."""
-        return self._latest.image if self._latest else None
 
     def stats(self, reader: CameraReader) -> CameraStats:
         """Current health figures for this camera."""

@@ -97,11 +97,6 @@ class Detector:
         self.labels = (counted,) if counted else self.card.labels
         self._wanted = np.array([self.card.labels.index(lbl) for lbl in self.labels], np.int64)
 
-    @property
-    def task(self) -> str:
-        """What this model finds: "person" or "face"."""
-        return self.card.task
-
     def infer(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         """Run the session on a prepared input (used by benchmarks to time the model alone)."""
         values = self.session.run(self._output_names, {self.card.input.name: tensor})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
@@ -34,15 +33,6 @@ class VisionModels:
         self.pool = ThreadPoolExecutor(config.workers, thread_name_prefix="inference")
         self._lock = threading.Lock()
         self.inferences = 0
-
-    @classmethod
-    def card_paths(cls, config: VisionConfig) -> list[Path]:
-        """The cards this config loads (for edge doctor and error messages)."""
-        return [config.models_dir / config.person_model, config.models_dir / config.face_model]
-
-    def detect_persons(self, image: np.ndarray) -> list[Found]:
-        """Run the person detector (call from the pool) and count the call."""
-        return self.finish_persons(self.person.prepare(image))
 
     def finish_persons(self, prepared: Prepared, turn: threading.Lock | None = None) -> list[Found]:
         """Run the person model on a prepared frame (call from the pool) and count the call.
