@@ -153,7 +153,9 @@ class Gateway:
             assert self.alerts is not None, "the alerts service is built first"
             console_app = create_app(store=store, alerts=self.alerts, bus=self.bus,
                                      snapshots=self.snapshots, clock=self.clock,
-                                     secure_cookies=cfg.console.secure_cookies)
+                                     secure_cookies=cfg.console.secure_cookies, config=cfg,
+                                     commands=self.commands,
+                                     cameras={c.camera.id: c for c in self.cameras})
             self.console = ConsoleServer(console_app, cfg.console.host, cfg.console.port)
             services.append(self.console)
         interval = watchdog_interval()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -10,9 +12,22 @@ from edge import __version__
 from edge.alerts.service import AlertService
 from edge.bus import Bus
 from edge.clock import Clock
-from edge.console import routes_alerts, routes_auth, routes_openapi, routes_static, sse
+from edge.commands import CommandService
+from edge.config import EdgeConfig
+from edge.console import (
+    routes_alerts,
+    routes_audit,
+    routes_auth,
+    routes_devices,
+    routes_openapi,
+    routes_rooms,
+    routes_setup,
+    routes_static,
+    sse,
+)
 from edge.console.context import ConsoleContext
 from edge.console.sessions import SessionTable
+from edge.sources.cameras import CameraService
 from edge.store import Store
 from edge.users import LoginThrottle
 from edge.vision.snapshots import SnapshotStore
@@ -52,7 +67,8 @@ class SecurityHeaders:
 def create_app(
     *, store: Store, alerts: AlertService, bus: Bus, snapshots: SnapshotStore | None, clock: Clock,
     secure_cookies: bool = False, throttle: LoginThrottle | None = None,
-    hasher: PasswordHasher | None = None,
+    hasher: PasswordHasher | None = None, config: EdgeConfig | None = None,
+    commands: CommandService | None = None, cameras: Mapping[str, CameraService] | None = None,
 ) -> FastAPI:
     """Build the console app; throttle and hasher are seams for tests."""
     # No interactive docs and no public schema: the OpenAPI document is served to signed-in
@@ -62,9 +78,11 @@ def create_app(
     app.state.console = ConsoleContext(
         store=store, alerts=alerts, bus=bus, snapshots=snapshots, clock=clock,
         sessions=SessionTable(clock), secure_cookies=secure_cookies,
-        throttle=throttle or LoginThrottle(), hasher=hasher,
+        throttle=throttle or LoginThrottle(), hasher=hasher, config=config, commands=commands,
+        cameras=dict(cameras or {}),
     )
-    for module in (routes_auth, routes_alerts, sse, routes_openapi, routes_static):
+    for module in (routes_auth, routes_setup, routes_alerts, routes_rooms, routes_devices, routes_audit,
+                   sse, routes_openapi, routes_static):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
     return app

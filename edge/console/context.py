@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
@@ -10,7 +11,10 @@ from fastapi import Request
 from edge.alerts.service import AlertService
 from edge.bus import Bus
 from edge.clock import Clock
+from edge.commands import CommandService
+from edge.config import EdgeConfig
 from edge.console.sessions import SessionTable
+from edge.sources.cameras import CameraService
 from edge.store import Store
 from edge.users import LoginThrottle
 from edge.vision.snapshots import SnapshotStore
@@ -31,6 +35,9 @@ class ConsoleContext:
     hasher: PasswordHasher | None = None  # None: edge.users' default (tests pass a fast one)
     keepalive_s: float = 15.0
     streams: int = 0  # SSE clients connected now
+    config: EdgeConfig | None = None  # rooms, devices and cameras as configured
+    commands: CommandService | None = None  # device control; None: read-only console
+    cameras: Mapping[str, CameraService] = field(default_factory=dict)  # running cameras by id
 
 
 def context(request: Request) -> ConsoleContext:
