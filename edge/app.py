@@ -29,6 +29,7 @@ from edge.health import HealthMonitor
 from edge.local_publisher import LocalPublisher
 from edge.mqtt import BrokerEndpoint, MqttLink, StatusTopic
 from edge.recorder import Recorder
+from edge.rooms_view import RoomsView
 from edge.sdnotify import WatchdogPinger, notify, watchdog_interval
 from edge.sources.cameras import CameraService
 from edge.store import Store, prepare_data_dir
@@ -57,6 +58,7 @@ class Gateway:
         self.link: MqttLink | None = None
         self.recorder: Recorder | None = None
         self.health: HealthMonitor | None = None
+        self.rooms: RoomsView | None = None
         self.commands: CommandService | None = None
         self.services: list[Service] = []
         self.cameras: list[CameraService] = []
@@ -132,8 +134,9 @@ class Gateway:
         self.recorder = Recorder(self.bus, store, cfg.store.readings_batch_max,
                                  cfg.store.readings_flush_s)
         self.health = HealthMonitor(self.bus)
+        self.rooms = RoomsView(self.bus, cfg)
         services += [self.link, self.recorder,
-                     LocalPublisher(self.bus, self.link, cfg.local_topic_prefix()), self.health]
+                     LocalPublisher(self.bus, self.link, cfg.local_topic_prefix()), self.health, self.rooms]
         self.alerts = AlertService(cfg, self.bus, self.clock, self.record_event,
                                    history=lambda: store.events_of_type(ALERT_EVENT))
         services.append(self.alerts)
@@ -153,10 +156,12 @@ class Gateway:
             assert self.alerts is not None, "the alerts service is built first"
             console_app = create_app(store=store, alerts=self.alerts, bus=self.bus,
                                      snapshots=self.snapshots, clock=self.clock,
-                                     secure_cookies=cfg.console.secure_cookies, config=cfg,
+                                     secure_cookies=cfg.console.secure_cookies or cfg.console.tls, config=cfg,
                                      commands=self.commands,
-                                     cameras={c.camera.id: c for c in self.cameras})
-            self.console = ConsoleServer(console_app, cfg.console.host, cfg.console.port)
+                                     cameras={c.camera.id: c for c in self.cameras}, rooms=self.rooms)
+            self.console = ConsoleServer(console_app, cfg.console.host, cfg.console.port,
+                                         tls_cert_file=cfg.console.tls_cert_file,
+                                         tls_key_file=cfg.console.tls_key_file)
             services.append(self.console)
         interval = watchdog_interval()
         if interval is not None:

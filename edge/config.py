@@ -186,6 +186,22 @@ class ConsoleConfig(StrictModel):
     host: str = Field("127.0.0.1", description="Address to listen on: '0.0.0.0' or '::' for the LAN.")
     port: int = Field(8080, ge=0, le=65535, description="TCP port of the console (0: any free port).")
     secure_cookies: bool = Field(False, description="Mark the session cookie Secure (behind HTTPS).")
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) to serve the console over HTTPS; needs tls_key_file."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> ConsoleConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            missing = "tls_key_file" if self.tls_key_file is None else "tls_cert_file"
+            raise located("tls_cert_file and tls_key_file must be set together", missing)
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """True when the console serves HTTPS."""
+        return self.tls_cert_file is not None
 
 
 class RoomConfig(StrictModel):

@@ -76,6 +76,17 @@ class ZonePresence:
 
 
 @dataclass(frozen=True, slots=True)
+class ZoneSnapshot:
+    """A blurred snapshot was kept when a person entered a zone (alerts attach it by opaque id)."""
+
+    camera_id: str
+    room_id: str
+    zone_id: str
+    snapshot_id: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
 class LineCrossing:
     """People crossed a doorway line since the last report; totals since start."""
 
@@ -143,5 +154,5 @@ class Envelope:
     stored_at: float
 
 
-BusEvent = (Reading | DeviceStatus | Detection | Occupancy | ZonePresence | LineCrossing | CameraStats
-            | Command | SafetyEvent | Envelope)
+BusEvent = (Reading | DeviceStatus | Detection | Occupancy | ZonePresence | ZoneSnapshot | LineCrossing
+            | CameraStats | Command | SafetyEvent | Envelope)

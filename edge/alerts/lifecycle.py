@@ -17,6 +17,9 @@ from edge.alerts.signals import AlertSignal
 from edge.errors import EdgeError
 from edge.events import Severity
 
+SNAPSHOT_KINDS = frozenset({"intrusion", "loitering"})  # people alerts that take a zone snapshot
+SNAPSHOT_FRESH_S = 60.0  # a zone snapshot this recent is evidence for an alert raised now
+
 
 class AlertState(StrEnum):
     """Where an alert is in its life."""
@@ -31,7 +34,7 @@ class Transition:
     """One change of one alert: who did what, when, with which note."""
 
     alert_id: str
-    action: str  # raised | acknowledged | resolved | escalated
+    action: str  # raised | acknowledged | resolved | escalated | snapshot
     actor: str  # "rules", "system" or a console user name
     ts: float
     note: str = ""
@@ -79,6 +82,7 @@ class AlertBook:
         self._new_id = new_id
         self._alerts: dict[str, Alert] = {}
         self._open_by_key: dict[str, str] = {}
+        self._zone_snaps: dict[tuple[str, str], tuple[str, float]] = {}  # (camera, zone) -> (id, ts)
 
     def get(self, alert_id: str) -> Alert | None:
         """One alert by id (open or resolved, while this book remembers it)."""
@@ -97,7 +101,7 @@ class AlertBook:
             if open_id is not None:
                 return []  # the same situation goes on: one alert, not fifty
             alert = Alert(self._new_id(), signal.key, signal.kind, signal.severity, signal.room_id,
-                          signal.title, AlertState.RAISED, now, now, dict(signal.detail),
+                          signal.title, AlertState.RAISED, now, now, self._with_snapshot(signal, now),
                           signal.camera_id)
             self._alerts[alert.alert_id] = alert
             self._open_by_key[signal.key] = alert.alert_id
@@ -132,6 +136,19 @@ class AlertBook:
                                       f"not acknowledged within {self.escalate_after_s:g}s"))
         return out
 
+    def zone_snapshot(self, camera_id: str, zone_id: str, snapshot_id: str, ts: float,
+                      now: float) -> list[Transition]:
+        """A zone snapshot was kept: attach it to that zone's open people alerts that lack one."""
+        self._zone_snaps[(camera_id, zone_id)] = (snapshot_id, ts)
+        out = []
+        for alert_id in list(self._open_by_key.values()):
+            alert = self._alerts[alert_id]
+            if _wants_snapshot(alert.kind, alert.camera_id, alert.detail) == (camera_id, zone_id):
+                self._alerts[alert_id] = replace(alert, detail={**alert.detail, "snapshot_id": snapshot_id},
+                                                 updated_at=now)
+                out.append(Transition(alert_id, "snapshot", "system", now))
+        return out
+
     def replay(self, data: Mapping[str, Any], severity: Severity, room_id: str | None, ts: float) -> None:
         """Rebuild state from one stored alert transition (at start, in seq order)."""
         alert_id, action = str(data.get("alert_id", "")), data.get("action")
@@ -149,6 +166,8 @@ class AlertBook:
             alert = replace(alert, state=AlertState.RESOLVED, resolved_by=actor, resolved_at=ts)
         elif action == "escalated":
             alert = replace(alert, escalated=True)
+        elif action == "snapshot" and isinstance(data.get("detail"), Mapping):
+            alert = replace(alert, detail=dict(data["detail"]))
         alert = replace(alert, updated_at=ts)
         self._alerts[alert_id] = alert
         if alert.state is AlertState.RESOLVED:
@@ -164,6 +183,15 @@ class AlertBook:
         for alert in resolved[:max(0, len(resolved) - keep)]:
             del self._alerts[alert.alert_id]
 
+    def _with_snapshot(self, signal: AlertSignal, now: float) -> dict[str, Any]:
+        """A new alert's detail, with the zone's snapshot when one was kept just before."""
+        detail = dict(signal.detail)
+        zone = _wants_snapshot(signal.kind, signal.camera_id, detail)
+        snap = self._zone_snaps.get(zone) if zone is not None else None
+        if snap is not None and 0.0 <= now - snap[1] <= SNAPSHOT_FRESH_S:
+            detail["snapshot_id"] = snap[0]
+        return detail
+
     def _open(self, alert_id: str) -> Alert:
         alert = self._alerts.get(alert_id)
         if alert is None:
@@ -178,3 +206,13 @@ class AlertBook:
                                          resolved_by=actor, resolved_at=now)
         self._open_by_key.pop(alert.key, None)
         return Transition(alert_id, "resolved", actor, now, note)
+
+
+def _wants_snapshot(kind: str, camera_id: str | None, detail: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (camera, zone) whose snapshot this alert should carry; None when it has one or takes none."""
+    zone_id = detail.get("zone_id")
+    if kind not in SNAPSHOT_KINDS or camera_id is None or not isinstance(zone_id, str):
+        return None
+    if "snapshot_id" in detail:
+        return None
+    return camera_id, zone_id

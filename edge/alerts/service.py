@@ -22,6 +22,7 @@ from edge.events import (
     Reading,
     SafetyEvent,
     ZonePresence,
+    ZoneSnapshot,
 )
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,10 @@ class AlertService:
         self._record_event = record_event
         self._history = history
         # Safety events, status changes and presence are never dropped; readings may be.
-        self._sub = bus.subscribe("alerts", (Reading, DeviceStatus, Occupancy, ZonePresence, CameraStats,
-                                             Envelope), maxsize=10000, policy=DropPolicy.DROP_OLDEST,
-                                  keep=(Envelope, DeviceStatus, ZonePresence, Occupancy))
+        self._sub = bus.subscribe("alerts", (Reading, DeviceStatus, Occupancy, ZonePresence, ZoneSnapshot,
+                                             CameraStats, Envelope), maxsize=10000,
+                                  policy=DropPolicy.DROP_OLDEST,
+                                  keep=(Envelope, DeviceStatus, ZonePresence, ZoneSnapshot, Occupancy))
         self.raised = 0
 
     async def run(self, ready: Callable[[], None]) -> None:
@@ -83,6 +85,12 @@ class AlertService:
             for event in self._sub.take(500):
                 if isinstance(event, Envelope) and event.event.type == ALERT_EVENT:
                     continue  # our own transitions come back on the bus
+                if isinstance(event, ZoneSnapshot):
+                    # Before this batch's signals: an alert raised just after takes it along.
+                    for transition in self.book.zone_snapshot(event.camera_id, event.zone_id,
+                                                              event.snapshot_id, event.ts, now):
+                        await self._record(transition)
+                    continue
                 signals += self.engine.observe(event, now)
             signals += self.engine.tick(now)
             for signal in signals:

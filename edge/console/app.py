@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge import __version__
@@ -27,6 +28,7 @@ from edge.console import (
 )
 from edge.console.context import ConsoleContext
 from edge.console.sessions import SessionTable
+from edge.rooms_view import RoomsView
 from edge.sources.cameras import CameraService
 from edge.store import Store
 from edge.users import LoginThrottle
@@ -64,11 +66,55 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+BODY_MAX = 64 * 1024  # the largest console request is a login or a command: a few hundred bytes
+
+
+class BodyLimit:
+    """Pure ASGI: refuse request bodies over BODY_MAX with 413 before any route reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int = BODY_MAX) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Buffer a bounded body (chunked or not), then hand it on; 413 once it passes the limit."""
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        chunks: list[bytes] = []
+        size = int(declared) if declared.isdigit() else 0
+        while size <= self.limit:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left
+            chunks.append(message.get("body", b""))
+            size = sum(map(len, chunks))
+            if not message.get("more_body", False):
+                break
+        if size > self.limit:
+            await JSONResponse({"detail": f"request body over {self.limit} bytes"},
+                               status_code=413)(scope, receive, send)
+            return
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 def create_app(
     *, store: Store, alerts: AlertService, bus: Bus, snapshots: SnapshotStore | None, clock: Clock,
     secure_cookies: bool = False, throttle: LoginThrottle | None = None,
     hasher: PasswordHasher | None = None, config: EdgeConfig | None = None,
     commands: CommandService | None = None, cameras: Mapping[str, CameraService] | None = None,
+    rooms: RoomsView | None = None,
 ) -> FastAPI:
     """Build the console app; throttle and hasher are seams for tests."""
     # No interactive docs and no public schema: the OpenAPI document is served to signed-in
@@ -79,10 +125,11 @@ def create_app(
         store=store, alerts=alerts, bus=bus, snapshots=snapshots, clock=clock,
         sessions=SessionTable(clock), secure_cookies=secure_cookies,
         throttle=throttle or LoginThrottle(), hasher=hasher, config=config, commands=commands,
-        cameras=dict(cameras or {}),
+        cameras=dict(cameras or {}), rooms=rooms,
     )
     for module in (routes_auth, routes_setup, routes_alerts, routes_rooms, routes_devices, routes_audit,
                    sse, routes_openapi, routes_static):
         app.include_router(module.router)
+    app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
     return app

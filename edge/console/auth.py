@@ -58,3 +58,5 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
 
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
 Security = Annotated[Principal, Depends(require(Role.SECURITY))]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]

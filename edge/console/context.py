@@ -14,6 +14,8 @@ from edge.clock import Clock
 from edge.commands import CommandService
 from edge.config import EdgeConfig
 from edge.console.sessions import SessionTable
+from edge.console.setup_token import SetupToken
+from edge.rooms_view import RoomsView
 from edge.sources.cameras import CameraService
 from edge.store import Store
 from edge.users import LoginThrottle
@@ -38,6 +40,8 @@ class ConsoleContext:
     config: EdgeConfig | None = None  # rooms, devices and cameras as configured
     commands: CommandService | None = None  # device control; None: read-only console
     cameras: Mapping[str, CameraService] = field(default_factory=dict)  # running cameras by id
+    rooms: RoomsView | None = None  # live rooms and cameras overview; None: those routes answer 503
+    setup: SetupToken = field(default_factory=SetupToken)  # first-admin token (routes_setup)
 
 
 def context(request: Request) -> ConsoleContext:

@@ -1,21 +1,27 @@
-"""Console alert routes: list, one alert, acknowledge, resolve; and safety snapshots."""
+"""Console alert routes: open list, stored history, one alert, acknowledge, resolve; safety snapshots."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from edge.alerts.lifecycle import Alert, AlertActionRefused
+from edge.alerts.lifecycle import Alert, AlertActionRefused, AlertBook, AlertState
 from edge.console.auth import Security, Viewer
 from edge.console.context import ConsoleContext, context
+from edge.events import Severity
+from edge.store.alert_queries import MAX_SEQ
 
 router = APIRouter(prefix="/api")
 Ctx = Annotated[ConsoleContext, Depends(context)]
 NOTE_MAX = 1000
+PAGE_MAX = 200
+ALERT_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}")  # uuid-ish; anything else is no alert of ours
 
 
 class NoteBody(BaseModel):
@@ -47,12 +53,60 @@ async def list_alerts(who: Viewer, ctx: Ctx) -> list[dict[str, Any]]:
     return open_alerts_json(ctx)
 
 
+def stored_alert(row: Mapping[str, Any]) -> Alert:
+    """An alert rebuilt from its latest stored transition (a row of Store.alert_page)."""
+    data = row["data"]
+    state = AlertState(row["state"])
+    resolved = state is AlertState.RESOLVED  # resolving is final: the latest row is the resolve
+    return Alert(str(data.get("alert_id", "")), str(data.get("key", "")), str(data.get("kind", "")),
+                 Severity(row["severity"]), row["room_id"], str(data.get("title", "")), state,
+                 row["raised_at"], row["ts"], dict(data.get("detail") or {}), data.get("camera_id"),
+                 bool(data.get("escalated")), row["acknowledged_by"], row["acknowledged_at"],
+                 row["actor"] if resolved else None, row["ts"] if resolved else None)
+
+
+async def _history(ctx: ConsoleContext, alert_id: str) -> list[dict[str, Any]]:
+    if not ALERT_ID.fullmatch(alert_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
+    rows = await ctx.store.alert_history(alert_id)
+    if not rows:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
+    return rows
+
+
+# Declared before /alerts/{alert_id}, which would otherwise take "history" for an id.
+@router.get("/alerts/history")
+async def alert_history_page(
+    who: Viewer, ctx: Ctx, limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50,
+    before_seq: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None, state: AlertState | None = None,
+) -> dict[str, Any]:
+    """Stored alerts (open or long resolved), newest first; pass next_before_seq back for the next page."""
+    rows = await ctx.store.alert_page(limit + 1, before_seq, None if state is None else state.value)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"alerts": [alert_json(stored_alert(row)) for row in rows],
+            "next_before_seq": rows[-1]["seq"] if more else None}
+
+
+@router.get("/alerts/{alert_id}/history")
+async def alert_history(alert_id: str, who: Viewer, ctx: Ctx) -> list[dict[str, Any]]:
+    """Every transition of one alert, oldest first: who did what, when, with which note."""
+    return [{"seq": r["seq"], "action": r["action"], "actor": r["actor"], "note": r["note"], "ts": r["ts"],
+             "state": r["state"]} for r in await _history(ctx, alert_id)]
+
+
 @router.get("/alerts/{alert_id}")
 async def get_alert(alert_id: str, who: Viewer, ctx: Ctx) -> dict[str, Any]:
-    """One alert, open or recently resolved."""
-    alert = ctx.alerts.book.get(alert_id)
+    """One alert: from memory while the book holds it, else rebuilt from its stored transitions."""
+    alert = ctx.alerts.book.get(alert_id) if ALERT_ID.fullmatch(alert_id) else None
     if alert is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
+        # The same replay a restart runs, on a scratch book: one code path rebuilds alerts.
+        book = AlertBook()
+        for row in await _history(ctx, alert_id):
+            book.replay(row["data"], Severity(row["severity"]), row["room_id"], row["ts"])
+        alert = book.get(alert_id)
+        if alert is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
     return alert_json(alert)
 
 

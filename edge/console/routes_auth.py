@@ -12,7 +12,14 @@ from pydantic import BaseModel, Field
 
 from edge.console.auth import COOKIE, Viewer
 from edge.console.context import ConsoleContext, context
-from edge.users import PASSWORD_MAX, USERNAME_MAX, InvalidUserInput, validate_username, verify_password
+from edge.users import (
+    PASSWORD_MAX,
+    USERNAME_MAX,
+    InvalidUserInput,
+    Role,
+    validate_username,
+    verify_password,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +67,17 @@ async def login(body: LoginBody, request: Request, response: Response, ctx: Ctx)
     ctx.throttle.succeeded(name, addr)
     if new_hash is not None:
         await ctx.store.set_password(user.username, new_hash, user.username, action="user.rehash")
-    session = ctx.sessions.create(user.username)
-    await ctx.store.append_audit(user.username, "console.login", user.username, {"addr": addr})
+    return await start_session(ctx, response, user.username, user.role, addr)
+
+
+async def start_session(ctx: ConsoleContext, response: Response, username: str, role: Role,
+                        addr: str) -> dict[str, str]:
+    """Start a session (audited as a login), set its cookie; return the login answer."""
+    session = ctx.sessions.create(username)
+    await ctx.store.append_audit(username, "console.login", username, {"addr": addr})
     response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict",
                         secure=ctx.secure_cookies, path="/")
-    return {"username": user.username, "role": str(user.role), "csrf_token": session.csrf_token}
+    return {"username": username, "role": str(role), "csrf_token": session.csrf_token}
 
 
 @router.post("/logout")

@@ -13,6 +13,10 @@ ASSETS: dict[str, str] = {
     "index.html": "text/html; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    "alerts.js": "text/javascript; charset=utf-8",
+    "rooms.js": "text/javascript; charset=utf-8",
+    "devices.js": "text/javascript; charset=utf-8",
+    "audit.js": "text/javascript; charset=utf-8",
 }
 CSP = ("default-src 'self'; img-src 'self' data:; connect-src 'self'; style-src 'self'; "
        "script-src 'self'; frame-ancestors 'none'")

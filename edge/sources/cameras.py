@@ -24,6 +24,7 @@ from edge.events import (
     SafetyEvent,
     Severity,
     ZonePresence,
+    ZoneSnapshot,
 )
 from edge.sources.availability import Availability
 from edge.vision.camera_analytics import AnalyticsUpdate, CameraAnalytics, relative_boxes
@@ -31,7 +32,7 @@ from edge.vision.camera_reader import CameraReader, Frame
 from edge.vision.detector import Found, Prepared
 from edge.vision.models import VisionModels
 from edge.vision.motion import MotionGate
-from edge.vision.snapshots import SnapshotStore
+from edge.vision.snapshots import SnapshotRefused, SnapshotStore, anonymise_faces, encode_jpeg
 from edge.vision.tamper import TamperDetector
 from edge.vision.zones import Zone
 
@@ -45,6 +46,7 @@ TAMPER_EVERY_S = 1.0  # tampering lasts seconds (hold_s): checking every frame w
 MAX_IN_FLIGHT = 2  # frames per camera in analysis: one in the model, the next being prepared
 FAILED_FRAMES_LIMIT = 20  # in a row: then the service crashes and the supervisor restarts it
 ZONE_SNAPSHOT_EVERY_S = 60.0  # evidence for an intrusion, not a photo album of everyone passing
+STILL_CACHE_S = 2.0  # the console's still: many open browsers share one blurring run
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,9 @@ class CameraService:
         self._model_turn = threading.Lock()  # one model run at a time per camera
         self._detect_times: list[float] = []
         self._zone_snapshot_at: dict[str, float] = {}
+        self._last_frame: Frame | None = None  # for still(); the reader's newest frame taken in
+        self._still_cache: tuple[float, bytes | SnapshotRefused] | None = None
+        self._still_lock = asyncio.Lock()
 
     async def run(self, ready: Callable[[], None]) -> None:
         """Read and analyse until cancelled; the reader thread is stopped on the way out."""
@@ -115,6 +120,7 @@ class CameraService:
                 frame = reader.latest()
                 if frame is not None and frame.index != last_index and len(queue) < MAX_IN_FLIGHT:
                     last_index = frame.index
+                    self._last_frame = frame
                     await self._start(frame, queue, loop)
                 await self._apply_done(queue)
                 if started >= next_stats:
@@ -268,7 +274,11 @@ class CameraService:
         if last is not None and frame.mono_ts - last < ZONE_SNAPSHOT_EVERY_S:
             return
         self._zone_snapshot_at[zone_id] = frame.mono_ts
-        await self._snapshot(frame, f"zone:{zone_id}")
+        snapshot_id = await self._snapshot(frame, f"zone:{zone_id}")
+        if snapshot_id is not None:
+            # Told only once the file is kept: an alert never names a snapshot that is not there.
+            self._bus.publish(ZoneSnapshot(self.camera.id, self.camera.room_id, zone_id, snapshot_id,
+                                           self._clock.now()))
 
     async def _snapshot(self, frame: Frame, reason: str) -> str | None:
         if self._snapshots is None:
@@ -281,6 +291,34 @@ class CameraService:
             log.warning("camera %s: snapshot not kept: %s", self.camera.id, type(err).__name__)
             return None
         return snap.snapshot_id
+
+    async def still(self) -> bytes | None:
+        """The newest frame as a JPEG with faces and heads blurred; None before the first frame.
+
+        Raises SnapshotRefused when it cannot be blurred (no face model, a model failure): fail
+        closed, as SnapshotStore does. Always blurred, even where snapshots may be kept sharp
+        (privacy.blur_faces off). Kept in memory only, for STILL_CACHE_S.
+        """
+        async with self._still_lock:  # concurrent requests wait for one run instead of each starting one
+            cached = self._still_cache
+            if cached is None or time.monotonic() - cached[0] >= STILL_CACHE_S:
+                frame = self._last_frame
+                if frame is None:
+                    return None
+                models = self._models
+                finder = models.regions_to_blur if models.face is not None else None
+                result: bytes | SnapshotRefused
+                try:
+                    result = await asyncio.get_running_loop().run_in_executor(
+                        models.pool, lambda: encode_jpeg(anonymise_faces(frame.image, finder)[0]))
+                except SnapshotRefused as refused:
+                    result = refused
+                except RuntimeError as err:  # the pool is shut down: no still rather than a sharp one
+                    result = SnapshotRefused(f"still failed: {type(err).__name__}")
+                cached = self._still_cache = (time.monotonic(), result)
+        if isinstance(cached[1], SnapshotRefused):
+            raise SnapshotRefused(cached[1].reason)
+        return cached[1]
 
     def stats(self, reader: CameraReader) -> CameraStats:
         """Current health figures for this camera."""

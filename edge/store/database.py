@@ -13,6 +13,7 @@ import sqlite_utils
 
 from edge.errors import SchemaTooNew, StoreError
 from edge.events import Envelope, Reading, SafetyEvent, Severity
+from edge.store import alert_queries
 from edge.store.schema import LATEST_VERSION, MIGRATIONS
 from edge.users import LastAdmin, Role, StoredUser, UnknownUser, User, UserExists
 
@@ -258,6 +259,15 @@ class Database:
             prev = row["hash"]
         return None
 
+    def audit_page(self, limit: int, before_id: int | None) -> list[dict[str, Any]]:
+        """Return up to limit audit records, newest first, with ids below before_id (all if None)."""
+        rows = self.db.execute(
+            "SELECT id, ts, actor, action, target, detail FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
+            [before_id if before_id is not None else 2**63 - 1, limit],
+        ).fetchall()
+        return [{"id": r[0], "ts": r[1], "actor": r[2], "action": r[3], "target": r[4],
+                 "detail": json.loads(r[5])} for r in rows]
+
     def stats(self) -> dict[str, int]:
         """Return row counts and the last issued seq."""
         out = {t: self.db[t].count for t in ("readings", "events", "audit")}
@@ -279,6 +289,14 @@ class Database:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             self.db.close()
+
+    def alert_history(self, alert_id: str) -> list[dict[str, Any]]:
+        """Every stored transition of one alert, in seq order."""
+        return alert_queries.alert_history(self.db.conn, alert_id)
+
+    def alert_page(self, limit: int, before_seq: int | None, state: str | None) -> list[dict[str, Any]]:
+        """Alerts as their latest stored transition, newest first, paged by seq."""
+        return alert_queries.alert_page(self.db.conn, limit, before_seq, state)
 
 
 def _audit_hash(prev: str, ts: float, actor: str, action: str, target: str, detail: str) -> str:

@@ -105,6 +105,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "alert history: events by type and seq; alert transitions by alert_id",
+        # Queries must say `type = 'alert'` literally (not a parameter) and the same
+        # json_extract expression, or SQLite cannot use the partial index.
+        """
+        CREATE INDEX events_type_seq ON events (type, seq);
+        CREATE INDEX events_alert_id ON events (json_extract(data, '$.alert_id'), seq)
+            WHERE type = 'alert';
+        """,
+    ),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

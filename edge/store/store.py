@@ -129,6 +129,10 @@ class Store:
         """Return the id of the first broken audit record, or None when the chain holds."""
         return await self._call(self._db.verify_audit)
 
+    async def audit_page(self, limit: int, before_id: int | None = None) -> list[dict[str, Any]]:
+        """Return up to limit audit records, newest first, with ids below before_id."""
+        return await self._call(self._db.audit_page, limit, before_id)
+
     async def stats(self) -> dict[str, int]:
         """Return row counts and the last issued seq."""
         return await self._call(self._db.stats)
@@ -148,3 +152,12 @@ class Store:
         await self._call(self._db.close)
         self._closed = True
         self._executor.shutdown(wait=True)
+
+    async def alert_history(self, alert_id: str) -> list[dict[str, Any]]:
+        """Every stored transition of one alert (seq, action, actor, note, ts, state, ..., data)."""
+        return await self._call(self._db.alert_history, alert_id)
+
+    async def alert_page(self, limit: int, before_seq: int | None = None,
+                         state: str | None = None) -> list[dict[str, Any]]:
+        """Up to limit alerts as their latest transition, newest first, with seq below before_seq."""
+        return await self._call(self._db.alert_page, limit, before_seq, state)

@@ -96,6 +96,30 @@ def blur_regions(image: np.ndarray, boxes: Sequence[Sequence[float]], margin: fl
     return out
 
 
+def anonymise_faces(image: np.ndarray, face_finder: FaceFinder | None) -> tuple[np.ndarray, int]:
+    """A copy of image with faces anonymised and how many; fails closed (SnapshotRefused) on any doubt."""
+    if face_finder is None:
+        raise SnapshotRefused("face blurring is on but no face finder is available")
+    try:
+        boxes = list(face_finder(image))
+        faces = sum(_grown_region(box, image.shape, _MARGIN) is not None for box in boxes)
+        return blur_regions(image, boxes), faces
+    except Exception as exc:
+        log.warning("face finding failed (%s); image not kept", type(exc).__name__)
+        raise SnapshotRefused(f"face finding failed: {type(exc).__name__}") from exc
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    """The image as JPEG bytes (SnapshotRefused if OpenCV cannot encode it)."""
+    try:
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    except cv2.error as exc:
+        raise SnapshotRefused("JPEG encoding failed") from exc
+    if not ok:
+        raise SnapshotRefused("JPEG encoding failed")
+    return bytes(encoded.tobytes())
+
+
 class SnapshotStore:
     """A directory of JPEG snapshots with JSON sidecars, looked up only by opaque id."""
 
@@ -136,11 +160,8 @@ class SnapshotStore:
             raise SnapshotRefused("image is empty or not 3-channel")
         faces = 0
         if self._blur_faces:
-            image, faces = self._blurred(image)
-        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self._jpeg_quality])
-        if not ok:
-            raise SnapshotRefused("JPEG encoding failed")
-        data = encoded.tobytes()
+            image, faces = anonymise_faces(image, self._face_finder)
+        data = encode_jpeg(image, self._jpeg_quality)
         if len(data) > self._max_bytes:
             raise SnapshotRefused("a single snapshot exceeds max_bytes")
         snapshot_id = secrets.token_hex(16)
@@ -158,18 +179,6 @@ class SnapshotStore:
             log.info("snapshot %s saved (camera %s, %d faces blurred)", snapshot_id, camera_id, faces)
             self.prune()
         return _snapshot(snapshot_id, meta, len(data))
-
-    def _blurred(self, image: np.ndarray) -> tuple[np.ndarray, int]:
-        """Image with faces anonymised and how many; fails closed on any doubt."""
-        if self._face_finder is None:
-            raise SnapshotRefused("face blurring is on but no face finder is available")
-        try:
-            boxes = list(self._face_finder(image))
-            faces = sum(_grown_region(box, image.shape, _MARGIN) is not None for box in boxes)
-            return blur_regions(image, boxes), faces
-        except Exception as exc:
-            log.warning("face finding failed (%s); snapshot not saved", type(exc).__name__)
-            raise SnapshotRefused(f"face finding failed: {type(exc).__name__}") from exc
 
     def _write_atomically(self, target: Path, data: bytes) -> None:
         """Write to a private temp file in the same directory, fsync, then rename over target."""

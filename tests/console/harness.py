@@ -22,6 +22,7 @@ from edge.clock import ManualClock, SystemClock
 from edge.config import EdgeConfig
 from edge.console import create_app
 from edge.events import Envelope, SafetyEvent, Severity
+from edge.rooms_view import RoomsView
 from edge.store import DB_FILENAME, Store
 from edge.users import LoginThrottle, Role, hash_password
 from edge.vision.snapshots import SnapshotStore
@@ -92,6 +93,8 @@ async def running_console(tmp_path: Path, **app_kwargs: Any) -> AsyncIterator[Co
         clock = ManualClock()
         app_kwargs.setdefault("throttle", LoginThrottle(user_threshold=3, addr_threshold=100))
         app_kwargs.setdefault("hasher", FAST)
+        app_kwargs.setdefault("rooms", RoomsView(bus, config))
+        app_kwargs.setdefault("config", config)
         app = create_app(store=store, alerts=alerts, bus=bus, snapshots=snapshots, clock=clock, **app_kwargs)
         await press_panic(bus)
         async with asyncio.timeout(5):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from tests.console.harness import (
     tiny_jpeg_image,
 )
 
-OPEN_PATHS = {"/api/login", "/api/health"}
+OPEN_PATHS = {"/api/setup", "/api/login", "/api/health"}
 
 
 def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
@@ -199,3 +199,23 @@ async def test_snapshots_only_by_opaque_id(tmp_path: Path) -> None:
             assert response.status_code == 404, bad
             assert b"secret" not in response.content and not response.content.startswith(b"\xff\xd8")
             assert b"root:" not in response.content
+
+
+async def test_an_oversized_body_is_refused_with_413_before_any_route_reads_it(tmp_path: Path) -> None:
+    async with running_console(tmp_path) as console, console.client() as client:
+        big = b'{"username": "' + b"a" * (70 * 1024) + b'", "password": "x"}'
+        response = await client.post("/api/login", content=big, headers={"content-type": "application/json"})
+        assert response.status_code == 413
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+        async def chunks() -> AsyncIterator[bytes]:  # no content-length: counted as it streams
+            for _ in range(20):
+                yield b" " * 8192
+
+        response = await client.post("/api/login", content=chunks(),
+                                     headers={"content-type": "application/json"})
+        assert response.status_code == 413
+        # a normal-sized body still gets through to the route
+        response = await client.post("/api/login", json={"username": "sam", "password": "wrong password"})
+        assert response.status_code == 401
+        assert [r["action"] for r in console.audit()].count("console.login_failed") == 1

@@ -12,7 +12,8 @@ from edge.console.routes_static import ASSETS, CSP, STATIC_DIR
 from tests.console.harness import login, running_console
 
 TYPES = {"/": "text/html", "/static/index.html": "text/html", "/static/console.css": "text/css",
-         "/static/console.js": "text/javascript"}
+         **{f"/static/{name}": "text/javascript" for name in ASSETS if name.endswith(".js")}}
+SCRIPTS = [name for name in ASSETS if name.endswith(".js")]
 
 
 async def asgi_get(app: FastAPI, path: str, raw_path: bytes) -> int:
@@ -92,17 +93,19 @@ async def test_no_external_urls_and_nothing_inline(tmp_path: Path) -> None:
     # The CSP forbids inline code and styles: keep the page free of them.
     assert not re.search(r"<script(?![^>]*\bsrc=)", page)
     assert not re.search(r"\sstyle\s*=|<style|\son[a-z]+\s*=", page, re.IGNORECASE)
-    assert set(re.findall(r'(?:src|href)="([^"]+)"', page)) == {"/static/console.css", "/static/console.js"}
+    linked = {ref for ref in re.findall(r'(?:src|href)="([^"]+)"', page) if not ref.startswith("#")}
+    assert linked == {f"/static/{name}" for name in ASSETS if name != "index.html"}
 
 
 def test_every_asset_exists_and_the_script_finds_its_elements() -> None:
     assert {p.name for p in STATIC_DIR.iterdir()} >= set(ASSETS)
     page = (STATIC_DIR / "index.html").read_text()
-    script = (STATIC_DIR / "console.js").read_text()
+    script = "\n".join((STATIC_DIR / name).read_text() for name in SCRIPTS)
     ids = set(re.findall(r'\bid="([^"]+)"', page))
     wanted = set(re.findall(r'\$\("([^"]+)"\)', script))
     assert wanted and wanted <= ids, wanted - ids
     assert ".innerHTML" not in script  # alert text from sensors is untrusted: textContent only
     for needle in ("/api/login", "/api/me", "/api/stream", "/api/alerts", "/api/logout", "X-CSRF-Token",
-                   "EventSource", "AudioContext"):
+                   "EventSource", "AudioContext", "/api/setup", "/api/rooms", "/api/cameras", "/api/devices",
+                   "/api/audit", "/history"):
         assert needle in script, needle

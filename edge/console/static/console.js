@@ -1,45 +1,69 @@
-/* Security console page: login, live open alerts over SSE, acknowledge/resolve, optional beep.
-   Plain JS, no dependencies; all text goes in through textContent (never innerHTML). */
+/* Security console core: HTTP, session (login, first-admin setup), views and the confirm dialog.
+   Plain JS, no dependencies; all text goes in through textContent (never innerHTML).
+   The views (alerts.js, rooms.js, devices.js, audit.js) register themselves on window.EdgeConsole. */
 (function () {
   "use strict";
 
-  var SEVERITY_LABEL = { critical: "Critical", warning: "Warning", info: "Info" };
-  var STATE_LABEL = { raised: "Raised", acknowledged: "Acknowledged", resolved: "Resolved" };
-  var REBEEP_MS = 30000; // repeat the beep while a critical alert is still unacknowledged
-  var RETRY_MS = 5000;
+  var RANK = { viewer: 0, security: 1, operator: 2, admin: 3 };
 
-  var state = {
-    user: null,        // {username, role}
-    csrf: "",          // kept in memory only
-    stream: null,      // EventSource
-    retryTimer: 0,
-    refreshTimer: 0,
-    sound: false,
-    audio: null,       // AudioContext, created on the first toggle (a user gesture)
-    rebeepTimer: 0,
-    alerts: [],
-    pending: null      // {alert, action} while the confirm dialog is open
+  var core = {
+    user: null,   // {username, role}
+    csrf: "",     // kept in memory only
+    views: {},    // name -> {enter(param), leave(), login(), logout()}
+    current: null,
+    pending: null // the open confirm dialog's {run(note) -> Promise}
   };
+  window.EdgeConsole = core;
 
   function $(id) { return document.getElementById(id); }
+  core.$ = $;
 
-  function show(el, on) { el.hidden = !on; }
+  core.show = function (node, on) { node.hidden = !on; };
 
-  function setError(el, message) {
-    el.textContent = message || "";
-    show(el, Boolean(message));
-  }
+  core.setError = function (node, message) {
+    node.textContent = message || "";
+    core.show(node, Boolean(message));
+  };
+
+  core.el = function (tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    return node;
+  };
+
+  core.clear = function (node) {
+    while (node.firstChild) { node.removeChild(node.firstChild); }
+  };
+
+  core.fact = function (list, label, value) {
+    list.appendChild(core.el("dt", "", label));
+    list.appendChild(core.el("dd", "", value));
+  };
+
+  core.formatTime = function (ts) {
+    if (typeof ts !== "number" || !isFinite(ts)) { return "unknown"; }
+    var date = new Date(ts < 1e12 ? ts * 1000 : ts);
+    var sameDay = date.toDateString() === new Date().toDateString();
+    var time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return sameDay ? time : date.toLocaleDateString() + " " + time;
+  };
+
+  /** True when the logged-in user has at least this role. */
+  core.can = function (role) {
+    return Boolean(core.user) && (RANK[core.user.role] || 0) >= RANK[role];
+  };
 
   // ---- HTTP ----------------------------------------------------------------
 
-  function api(method, path, body) {
+  core.api = function (method, path, body) {
     var headers = { "Accept": "application/json" };
     var init = { method: method, credentials: "same-origin", headers: headers, cache: "no-store" };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    if (method !== "GET" && state.csrf) { headers["X-CSRF-Token"] = state.csrf; }
+    if (method !== "GET" && core.csrf) { headers["X-CSRF-Token"] = core.csrf; }
     return fetch(path, init).then(function (response) {
       return response.text().then(function (text) {
         var data = null;
@@ -47,12 +71,13 @@
         if (!response.ok) {
           var err = new Error(describe(response.status, data));
           err.status = response.status;
+          if (response.status === 401 && core.user && path !== "/api/login") { sessionEnded(); }
           throw err;
         }
         return data;
       });
     });
-  }
+  };
 
   function describe(status, data) {
     var detail = data && typeof data.detail === "string" ? data.detail : "";
@@ -60,319 +85,204 @@
     if (status === 403) { return "Not allowed: " + (detail || "forbidden") + "."; }
     if (status === 404) { return "Not found: " + (detail || "gone") + "."; }
     if (status === 409) { return "Refused: " + (detail || "conflict") + "."; }
-    if (status === 422) { return "The request was not accepted (check the note length)."; }
+    if (status === 422) { return "The request was not accepted (check what you typed)."; }
     if (status === 429) { return detail ? detail.charAt(0).toUpperCase() + detail.slice(1) + "." : "Too many tries; wait."; }
+    if (status === 503) { return "Not available right now" + (detail ? ": " + detail : "") + "."; }
     return "Error " + status + (detail ? ": " + detail : "") + ".";
   }
 
-  function networkMessage(err) {
+  core.networkMessage = function (err) {
     return err && err.status ? err.message : "Cannot reach the gateway. Check the network and try again.";
+  };
+
+  // ---- views ---------------------------------------------------------------
+
+  core.register = function (name, view) { core.views[name] = view; };
+
+  function route() {
+    if (!core.user) { return; }
+    var hash = (window.location.hash || "#alerts").slice(1);
+    var parts = hash.split("/");
+    var name = parts[0] === "alert" ? "alert" : parts[0];
+    var view = core.views[name];
+    var tab = document.querySelector('.tab[data-view="' + name + '"]');
+    if (!view || (tab && tab.dataset.role && !core.can(tab.dataset.role))) {
+      name = "alerts";
+      view = core.views.alerts;
+    }
+    if (core.current && core.current !== view && core.current.leave) { core.current.leave(); }
+    core.current = view;
+    Array.prototype.forEach.call(document.querySelectorAll("main > .view"), function (section) {
+      core.show(section, section.id === name + "-view");
+    });
+    Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (link) {
+      var here = link.dataset.view === name || (name === "alert" && link.dataset.view === "alerts");
+      link.classList.toggle("tab-on", here);
+      if (here) { link.setAttribute("aria-current", "page"); } else { link.removeAttribute("aria-current"); }
+    });
+    view.enter(decodeURIComponent(parts.slice(1).join("/")));
   }
 
   // ---- session -------------------------------------------------------------
 
   function loggedIn(data) {
-    state.user = { username: data.username, role: data.role };
-    state.csrf = data.csrf_token;
+    core.user = { username: data.username, role: data.role };
+    core.csrf = data.csrf_token;
     $("who").textContent = data.username + " (" + data.role + ")";
-    show($("who"), true);
-    show($("logout"), true);
-    show($("sound"), true);
-    show($("login-view"), false);
-    show($("alerts-view"), true);
-    setError($("list-error"), "");
-    connect();
+    ["who", "logout", "sound", "nav"].forEach(function (id) { core.show($(id), true); });
+    Array.prototype.forEach.call(document.querySelectorAll(".tab[data-role]"), function (link) {
+      core.show(link, core.can(link.dataset.role));
+    });
+    core.show($("login-view"), false);
+    core.show($("setup-view"), false);
+    Object.keys(core.views).forEach(function (name) {
+      if (core.views[name].login) { core.views[name].login(); }
+    });
+    route();
   }
 
   function loggedOut(message) {
-    disconnect();
-    state.user = null;
-    state.csrf = "";
-    state.alerts = [];
-    render();
-    show($("who"), false);
-    show($("logout"), false);
-    show($("sound"), false);
-    show($("alerts-view"), false);
-    show($("login-view"), true);
-    setConn("off");
-    setError($("login-error"), message || "");
+    var wasIn = core.user !== null;
+    core.user = null;
+    core.csrf = "";
+    if (core.current && core.current.leave) { core.current.leave(); }
+    core.current = null;
+    Object.keys(core.views).forEach(function (name) {
+      if (core.views[name].logout) { core.views[name].logout(); }
+    });
+    ["who", "logout", "sound", "nav"].forEach(function (id) { core.show($(id), false); });
+    Array.prototype.forEach.call(document.querySelectorAll("main > .view"), function (section) {
+      core.show(section, false);
+    });
     if ($("confirm").open) { $("confirm").close(); }
     $("password").value = "";
+    if (wasIn) {
+      showLogin(message);
+      return;
+    }
+    // Not logged in: a gateway without an admin offers the one-time setup instead of a login.
+    core.api("GET", "/api/setup").then(function (data) {
+      if (data && data.required) { showSetup(); } else { showLogin(message); }
+    }).catch(function () { showLogin(message); });
+  }
+  core.loggedOut = loggedOut;
+
+  function showLogin(message) {
+    core.show($("setup-view"), false);
+    core.show($("login-view"), true);
+    core.setError($("login-error"), message || "");
     $("username").focus();
+  }
+
+  function showSetup() {
+    core.show($("login-view"), false);
+    core.show($("setup-view"), true);
+    $("setup-token").focus();
+  }
+
+  function sessionEnded() { loggedOut("Your session ended. Please log in again."); }
+  core.sessionEnded = sessionEnded;
+
+  function submitForm(button, errorNode, path, body, failMessage) {
+    button.disabled = true;
+    core.setError(errorNode, "");
+    core.api("POST", path, body)
+      .then(loggedIn)
+      .catch(function (err) { core.setError(errorNode, failMessage(err)); })
+      .then(function () { button.disabled = false; });
   }
 
   function onLogin(event) {
     event.preventDefault();
-    var button = $("login-button");
-    button.disabled = true;
-    setError($("login-error"), "");
-    api("POST", "/api/login", { username: $("username").value, password: $("password").value })
-      .then(function (data) { $("password").value = ""; loggedIn(data); })
-      .catch(function (err) {
-        $("password").value = "";
-        setError($("login-error"), err.status === 401 ? "Wrong username or password." : networkMessage(err));
-      })
-      .then(function () { button.disabled = false; });
+    var password = $("password").value;
+    $("password").value = "";
+    submitForm($("login-button"), $("login-error"), "/api/login",
+      { username: $("username").value, password: password },
+      function (err) { return err.status === 401 ? "Wrong username or password." : core.networkMessage(err); });
+  }
+
+  function onSetup(event) {
+    event.preventDefault();
+    var body = { token: $("setup-token").value.trim(), username: $("setup-username").value,
+                 password: $("setup-password").value };
+    $("setup-password").value = "";
+    submitForm($("setup-button"), $("setup-error"), "/api/setup", body, function (err) {
+      if (err.status === 403) { return "Wrong setup token."; }
+      if (err.status === 409) { showLogin("The admin exists already: log in."); return ""; }
+      return core.networkMessage(err);
+    });
   }
 
   function onLogout() {
-    api("POST", "/api/logout").then(function () { loggedOut(""); })
-      .catch(function (err) {
-        if (err.status === 401) { loggedOut(""); } else { setError($("list-error"), networkMessage(err)); }
-      });
+    core.api("POST", "/api/logout").then(function () { loggedOut(""); })
+      .catch(function () { loggedOut(""); });
   }
 
-  function sessionEnded() { loggedOut("Your session ended. Please log in again."); }
+  /** Re-read the session (after a dropped stream); calls stillValid() unless it ended. */
+  core.checkSession = function (stillValid) {
+    core.api("GET", "/api/me").then(function (data) { core.csrf = data.csrf_token; stillValid(); })
+      .catch(function (err) { if (err.status !== 401) { stillValid(); } });
+  };
 
-  // ---- live stream ---------------------------------------------------------
+  // ---- confirm dialog ------------------------------------------------------
 
-  function setConn(mode) {
-    var el = $("conn");
-    el.className = "conn conn-" + mode;
-    el.textContent = mode === "live" ? "Live" : mode === "retry" ? "Reconnecting\u2026" : "Offline";
-  }
-
-  function connect() {
-    disconnect();
-    setConn("retry");
-    var source = new EventSource("/api/stream");
-    state.stream = source;
-    source.onopen = function () { setConn("live"); };
-    source.addEventListener("snapshot", function (event) {
-      setConn("live");
-      try { setAlerts(JSON.parse(event.data)); } catch (e) { refresh(); }
-    });
-    source.addEventListener("alert", function (event) {
-      setConn("live");
-      var data = null;
-      try { data = JSON.parse(event.data); } catch (e) { data = null; }
-      if (data && data.severity === "critical" && (data.action === "raised" || data.action === "escalated")) {
-        beep();
-      }
-      scheduleRefresh();
-    });
-    source.onerror = function () {
-      if (state.stream !== source) { return; }
-      setConn("retry");
-      if (source.readyState === EventSource.CLOSED) {
-        // The browser gave up (e.g. 401 or 503): see whether the session still stands, then retry.
-        state.stream = null;
-        checkSession(function () { state.retryTimer = window.setTimeout(connect, RETRY_MS); });
-      }
-    };
-  }
-
-  function disconnect() {
-    window.clearTimeout(state.retryTimer);
-    window.clearTimeout(state.refreshTimer);
-    if (state.stream) { state.stream.close(); state.stream = null; }
-  }
-
-  function checkSession(stillValid) {
-    api("GET", "/api/me").then(function (data) { state.csrf = data.csrf_token; stillValid(); })
-      .catch(function (err) { if (err.status === 401) { sessionEnded(); } else { stillValid(); } });
-  }
-
-  function scheduleRefresh() {
-    // Several transitions often arrive together: one fetch for the lot.
-    window.clearTimeout(state.refreshTimer);
-    state.refreshTimer = window.setTimeout(refresh, 150);
-  }
-
-  function refresh() {
-    if (!state.user) { return; }
-    api("GET", "/api/alerts").then(function (list) { setError($("list-error"), ""); setAlerts(list); })
-      .catch(function (err) {
-        if (err.status === 401) { sessionEnded(); } else { setError($("list-error"), networkMessage(err)); }
-      });
-  }
-
-  // ---- rendering -----------------------------------------------------------
-
-  function setAlerts(list) {
-    state.alerts = Array.isArray(list) ? list : [];
-    render();
-    updateRebeep();
-  }
-
-  function formatTime(ts) {
-    if (typeof ts !== "number" || !isFinite(ts)) { return "unknown"; }
-    var date = new Date(ts < 1e12 ? ts * 1000 : ts);
-    var sameDay = date.toDateString() === new Date().toDateString();
-    var time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-    return sameDay ? time : date.toLocaleDateString() + " " + time;
-  }
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) { node.className = className; }
-    if (text !== undefined) { node.textContent = text; }
-    return node;
-  }
-
-  function fact(list, label, value) {
-    list.appendChild(el("dt", "", label));
-    list.appendChild(el("dd", "", value));
-  }
-
-  function renderAlert(alert) {
-    var sev = SEVERITY_LABEL[alert.severity] ? alert.severity : "info";
-    var item = el("li", "alert alert-" + sev);
-    item.dataset.alertId = alert.alert_id;
-
-    var head = el("div", "alert-head");
-    head.appendChild(el("span", "sev sev-" + sev, SEVERITY_LABEL[sev]));
-    head.appendChild(el("span", "state state-" + alert.state, STATE_LABEL[alert.state] || String(alert.state)));
-    if (alert.escalated) { head.appendChild(el("span", "escalated", "Escalated")); }
-    item.appendChild(head);
-
-    item.appendChild(el("h3", "", alert.title || alert.kind || "Alert"));
-
-    var facts = el("dl", "facts");
-    fact(facts, "Room", alert.room_id || "\u2014");
-    fact(facts, "Raised", formatTime(alert.raised_at));
-    if (alert.acknowledged_by) {
-      fact(facts, "Acknowledged", alert.acknowledged_by + " at " + formatTime(alert.acknowledged_at));
-    }
-    fact(facts, "Kind", alert.kind || "\u2014");
-    item.appendChild(facts);
-
-    var actions = el("div", "actions");
-    if (alert.state === "raised") {
-      actions.appendChild(actionButton(alert, "ack", "Acknowledge"));
-    }
-    if (alert.state !== "resolved") {
-      actions.appendChild(actionButton(alert, "resolve", "Resolve"));
-    }
-    item.appendChild(actions);
-    var error = el("p", "error");
-    error.setAttribute("role", "alert");
-    error.hidden = true;
-    item.appendChild(error);
-    return item;
-  }
-
-  function actionButton(alert, action, label) {
-    var button = el("button", "btn " + (action === "ack" ? "btn-primary" : ""), label);
-    button.type = "button";
-    button.addEventListener("click", function () { openConfirm(alert, action); });
-    return button;
-  }
-
-  function render() {
-    var list = $("alerts");
-    while (list.firstChild) { list.removeChild(list.firstChild); }
-    state.alerts.forEach(function (alert) { list.appendChild(renderAlert(alert)); });
-    $("count").textContent = String(state.alerts.length);
-    show($("empty"), state.user !== null && state.alerts.length === 0);
-    var critical = state.alerts.some(function (a) { return a.severity === "critical" && a.state === "raised"; });
-    document.title = (critical ? "(!) " : "") + "Campus edge - security console";
-  }
-
-  // ---- acknowledge / resolve -----------------------------------------------
-
-  function openConfirm(alert, action) {
-    state.pending = { alert: alert, action: action };
-    var verb = action === "ack" ? "Acknowledge" : "Resolve";
-    $("confirm-title").textContent = verb + " alert?";
-    $("confirm-text").textContent = verb + " \u201c" + (alert.title || alert.kind) + "\u201d in room " +
-      (alert.room_id || "\u2014") + "?";
-    $("confirm-ok").textContent = verb;
+  /** Ask before a change: opts {title, text, ok, note: bool, run(note) -> Promise}. */
+  core.confirm = function (opts) {
+    core.pending = opts;
+    $("confirm-title").textContent = opts.title;
+    $("confirm-text").textContent = opts.text;
+    $("confirm-ok").textContent = opts.ok;
     $("confirm-note").value = "";
-    setError($("confirm-error"), "");
+    core.show($("confirm-note-wrap"), Boolean(opts.note));
+    core.setError($("confirm-error"), "");
     $("confirm-ok").disabled = false;
     $("confirm").showModal();
-    $("confirm-note").focus();
-  }
+    (opts.note ? $("confirm-note") : $("confirm-ok")).focus();
+  };
 
   function onConfirm(event) {
     event.preventDefault();
-    var pending = state.pending;
+    var pending = core.pending;
     if (!pending) { $("confirm").close(); return; }
     var ok = $("confirm-ok");
     ok.disabled = true;
-    var path = "/api/alerts/" + encodeURIComponent(pending.alert.alert_id) + "/" + pending.action;
-    api("POST", path, { note: $("confirm-note").value })
+    pending.run($("confirm-note").value)
       .then(function () {
-        state.pending = null;
+        core.pending = null;
         $("confirm").close();
-        refresh();
       })
       .catch(function (err) {
         ok.disabled = false;
-        if (err.status === 401) { sessionEnded(); return; }
-        setError($("confirm-error"), networkMessage(err));
-        if (err.status === 409 || err.status === 404) { refresh(); }
+        if (err.status === 401) { return; }
+        core.setError($("confirm-error"), core.networkMessage(err));
+        if (pending.failed) { pending.failed(err); }
       });
   }
 
   function onCancel() {
-    state.pending = null;
+    core.pending = null;
     $("confirm").close();
-  }
-
-  // ---- sound ---------------------------------------------------------------
-
-  function toggleSound() {
-    state.sound = !state.sound;
-    var button = $("sound");
-    button.textContent = state.sound ? "Sound: on" : "Sound: off";
-    button.setAttribute("aria-pressed", String(state.sound));
-    button.classList.toggle("btn-on", state.sound);
-    if (state.sound) {
-      var Ctx = window.AudioContext || window.webkitAudioContext;
-      if (!state.audio && Ctx) { state.audio = new Ctx(); }
-      if (state.audio && state.audio.state === "suspended") { state.audio.resume(); }
-      beep();
-    }
-    updateRebeep();
-  }
-
-  function beep() {
-    if (!state.sound || !state.audio) { return; }
-    var ctx = state.audio;
-    var start = ctx.currentTime + 0.01;
-    [0, 0.25].forEach(function (offset) {
-      var osc = ctx.createOscillator();
-      var gain = ctx.createGain();
-      osc.type = "square";
-      osc.frequency.value = 880;
-      gain.gain.setValueAtTime(0.0001, start + offset);
-      gain.gain.exponentialRampToValueAtTime(0.25, start + offset + 0.02);
-      gain.gain.exponentialRampToValueAtTime(0.0001, start + offset + 0.18);
-      osc.connect(gain);
-      gain.connect(ctx.destination);
-      osc.start(start + offset);
-      osc.stop(start + offset + 0.2);
-    });
-  }
-
-  function updateRebeep() {
-    window.clearInterval(state.rebeepTimer);
-    state.rebeepTimer = 0;
-    var waiting = state.alerts.some(function (a) { return a.severity === "critical" && a.state === "raised"; });
-    if (state.sound && waiting) { state.rebeepTimer = window.setInterval(beep, REBEEP_MS); }
   }
 
   // ---- start ---------------------------------------------------------------
 
   function start() {
     $("login-form").addEventListener("submit", onLogin);
+    $("setup-form").addEventListener("submit", onSetup);
+    $("setup-skip").addEventListener("click", function () { showLogin(""); });
     $("logout").addEventListener("click", onLogout);
-    $("sound").addEventListener("click", toggleSound);
     $("confirm-form").addEventListener("submit", onConfirm);
     $("confirm-cancel").addEventListener("click", onCancel);
-    $("confirm").addEventListener("cancel", function () { state.pending = null; });
+    $("confirm").addEventListener("cancel", function () { core.pending = null; });
+    window.addEventListener("hashchange", route);
+    Object.keys(core.views).forEach(function (name) {
+      if (core.views[name].init) { core.views[name].init(); }
+    });
     // Resume a session after a reload: the cookie is HttpOnly, /api/me returns the CSRF token.
-    api("GET", "/api/me").then(loggedIn).catch(function (err) {
-      loggedOut(err.status === 401 ? "" : networkMessage(err));
+    core.api("GET", "/api/me").then(loggedIn).catch(function (err) {
+      loggedOut(err.status === 401 ? "" : core.networkMessage(err));
     });
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", start);
-  } else {
-    start();
-  }
+  document.addEventListener("DOMContentLoaded", start);
 }());
