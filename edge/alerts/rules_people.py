@@ -93,9 +93,12 @@ class PeopleRules:
         else:
             allowed = schedule.in_school_day(now, cfg.margin_s)
         settled = [at for at in tracks.values() if now - at >= cfg.grace_s]
-        empty_for = now - self._empty_since[zone] if not tracks and zone in self._empty_since else 0.0
+        # Cleared only by a zone that is really empty (and has been for clear_after_s): with
+        # clear_after_s 0 an occupied zone must not count as "empty for 0 s".
+        empty = not tracks and zone in self._empty_since
+        cleared = allowed or (empty and now - self._empty_since[zone] >= cfg.clear_after_s)
         level = self._intrusion.setdefault(zone, Level())
-        on = level.step(bool(settled) and not allowed, allowed or empty_for >= cfg.clear_after_s, now, 0.0)
+        on = level.step(bool(settled) and not allowed, cleared, now, 0.0)
         since = min(settled, default=now)
         self.out.set(key, Want(
             "intrusion", Severity.CRITICAL, room, f"Person in {self.out.room(room)} after hours",

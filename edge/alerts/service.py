@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -75,6 +76,7 @@ class AlertService:
                 self.book.replay(event.data, event.severity, event.room_id, event.occurred_at)
             self.book.forget_resolved()
         ready()
+        next_tick = 0.0
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel (a clean stop).
             with contextlib.suppress(TimeoutError):
@@ -92,12 +94,18 @@ class AlertService:
                         await self._record(transition)
                     continue
                 signals += self.engine.observe(event, now)
-            signals += self.engine.tick(now)
+            # Time-based checks once a second, not on every wake: a busy bus (our own
+            # transitions come back on it) must not turn them into a busy loop.
+            ticking = time.monotonic() >= next_tick
+            if ticking:
+                next_tick = time.monotonic() + TICK_S
+                signals += self.engine.tick(now)
             for signal in signals:
                 for transition in self.book.signal(signal, now):
                     await self._record(transition)
-            for transition in self.book.tick(now):
-                await self._record(transition)
+            if ticking:
+                for transition in self.book.tick(now):
+                    await self._record(transition)
 
     async def acknowledge(self, alert_id: str, actor: str, note: str) -> Transition:
         """A person acknowledges an alert (AlertActionRefused when not allowed)."""

@@ -47,6 +47,8 @@ MAX_IN_FLIGHT = 2  # frames per camera in analysis: one in the model, the next b
 FAILED_FRAMES_LIMIT = 20  # in a row: then the service crashes and the supervisor restarts it
 ZONE_SNAPSHOT_EVERY_S = 60.0  # evidence for an intrusion, not a photo album of everyone passing
 STILL_CACHE_S = 2.0  # the console's still: many open browsers share one blurring run
+SECOND_LOOK_S = 1.0  # a newcomer seen this recently gets its confirming look at the next frame
+NEW_FRAME_POLL_S = 0.01  # how often to check for that next frame meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ class CameraService:
         self._last_frame: Frame | None = None  # for still(); the reader's newest frame taken in
         self._still_cache: tuple[float, bytes | SnapshotRefused] | None = None
         self._still_lock = asyncio.Lock()
+        self._looked_again_for: float | None = None  # the newcomer the last started frame looks at
 
     async def run(self, ready: Callable[[], None]) -> None:
         """Read and analyse until cancelled; the reader thread is stopped on the way out."""
@@ -121,6 +124,8 @@ class CameraService:
                 if frame is not None and frame.index != last_index and len(queue) < MAX_IN_FLIGHT:
                     last_index = frame.index
                     self._last_frame = frame
+                    # This frame is the second look for whoever waits now: one extra frame each.
+                    self._looked_again_for = self._analytics.newcomer_since()
                     await self._start(frame, queue, loop)
                 await self._apply_done(queue)
                 if started >= next_stats:
@@ -134,9 +139,17 @@ class CameraService:
                     await asyncio.wait({head}, timeout=remaining if remaining > 0 else None)
                     await self._apply_done(queue)
                     remaining = period - (time.monotonic() - started)
-                await asyncio.sleep(max(0.0, remaining))
+                await asyncio.sleep(max(0.0, self._second_look(remaining)))
         finally:
             await asyncio.to_thread(reader.stop)
+
+    def _second_look(self, remaining: float) -> float:
+        """Shorten the wait when someone was just seen once: a track needs a second sighting, and
+        waiting a whole detect period for it would delay an intrusion alert by that period."""
+        since = self._analytics.newcomer_since()
+        if since is None or since == self._looked_again_for or time.monotonic() - since > SECOND_LOOK_S:
+            return remaining
+        return min(remaining, NEW_FRAME_POLL_S)
 
     async def _start(self, frame: Frame, queue: collections.deque[InFlight],
                      loop: asyncio.AbstractEventLoop) -> None:

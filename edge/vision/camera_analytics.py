@@ -65,6 +65,10 @@ class CameraAnalytics:
         self._lines = [LineCounter(line.id, line.a, line.b) for line in camera.lines]
         self._inside: dict[tuple[str, int], float] = {}
 
+    def newcomer_since(self) -> float | None:
+        """When a person seen once (not yet a track) was first seen; None when nobody waits."""
+        return self._tracker.newcomer_since()
+
     def update(self, detections: Sequence[tuple[Box, float]], now: float) -> AnalyticsUpdate:
         """Apply one detector result (relative boxes) and report what changed."""
         raw: dict[str | None, int] = {None: len(detections)}

@@ -137,6 +137,10 @@ class IouTracker:
                 self._next_id += 1
         return _confirmed(seen)
 
+    def newcomer_since(self) -> float | None:
+        """When the oldest unconfirmed newcomer (seen once, waiting for its second look) was seen."""
+        return min((c.first_seen for c in self._live if c.track_id is None and c.hits == 1), default=None)
+
     def tracks(self) -> list[Track]:
         """All live confirmed tracks, including those missed by the latest runs but not yet dropped."""
         return _confirmed(self._live)

@@ -72,6 +72,17 @@ def test_intrusion_after_hours_raised_once_and_resolved() -> None:
     assert (clear.key, clear.active) == ("intrusion:r101:cam1:door", False)
 
 
+def test_intrusion_with_no_grace_and_no_clear_delay_stays_raised_while_someone_is_there() -> None:
+    e = engine(intrusion={"grace_s": 0, "clear_after_s": 0})
+    t = NIGHT
+    [sig] = e.observe(presence(t, True), t)
+    assert sig.active
+    for dt in (0.1, 0.2, 1.0, 5.0):  # occupied: "empty for 0 s" must not clear it
+        assert e.tick(t + dt) == []
+    [clear] = e.observe(presence(t + 6, False), t + 6)
+    assert not clear.active
+
+
 def test_intrusion_not_during_class_nor_school_day_margin() -> None:
     e = engine()
     for t in (CLASS, sh("2025-09-02 12:20")):  # in class; in the margin after the last period

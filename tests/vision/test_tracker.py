@@ -43,6 +43,19 @@ def test_confirmed_after_min_hits_and_id_kept_while_moving_a_bit() -> None:
     assert track.box == pytest.approx(person(0.27, 0.3))
 
 
+def test_a_newcomer_waiting_for_its_second_sighting_is_reported_until_confirmed_or_gone() -> None:
+    tracker = IouTracker(max_missed_s=2.0)
+    assert tracker.newcomer_since() is None
+    tracker.update([(person(0.2, 0.3), 0.8)], 10.0)
+    assert tracker.newcomer_since() == 10.0  # the camera looks again at its next frame
+    tracker.update([(person(0.2, 0.3), 0.8), (person(0.6, 0.3), 0.8)], 10.1)
+    assert tracker.newcomer_since() == 10.1  # the first is confirmed; the second waits now
+    tracker.update([(person(0.2, 0.3), 0.8)], 11.0)
+    assert tracker.newcomer_since() == 10.1  # missed once, not yet given up
+    tracker.update([(person(0.2, 0.3), 0.8)], 12.2)  # the second was a one-frame blip: dropped
+    assert tracker.newcomer_since() is None
+
+
 def test_a_stride_with_no_overlap_is_matched_by_centroid_distance() -> None:
     tracker = IouTracker()
     tracker.update([(person(0.20, 0.3), 0.8)], 0.0)

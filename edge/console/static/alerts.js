@@ -14,7 +14,7 @@
   var HISTORY_PAGE = 50;
 
   var state = {
-    stream: null, retryTimer: 0, refreshTimer: 0,
+    stream: null, retryTimer: 0, refreshTimer: 0, refreshDirty: false,
     sound: false, audio: null, rebeepTimer: 0,
     alerts: [],
     nextBefore: null,  // history paging
@@ -65,13 +65,20 @@
   function disconnect() {
     window.clearTimeout(state.retryTimer);
     window.clearTimeout(state.refreshTimer);
+    state.refreshTimer = 0;
+    state.refreshDirty = false;
     if (state.stream) { state.stream.close(); state.stream = null; }
   }
 
   function scheduleRefresh() {
-    // Several transitions often arrive together: one fetch for the lot.
-    window.clearTimeout(state.refreshTimer);
-    state.refreshTimer = window.setTimeout(refresh, 150);
+    // The first transition is fetched at once (a guard waits for it); more arriving within
+    // 150 ms share one fetch at the end of that window.
+    if (state.refreshTimer) { state.refreshDirty = true; return; }
+    refresh();
+    state.refreshTimer = window.setTimeout(function () {
+      state.refreshTimer = 0;
+      if (state.refreshDirty) { state.refreshDirty = false; scheduleRefresh(); }
+    }, 150);
   }
 
   function refresh() {
