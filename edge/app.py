@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from edge import __version__
-from edge.alerts.service import ALERT_EVENT, AlertService
+from edge.alerts.service import AlertService
 from edge.backoff import Backoff
 from edge.bus import Bus
 from edge.clock import Clock, SystemClock, iso_utc
@@ -138,7 +138,7 @@ class Gateway:
         services += [self.link, self.recorder,
                      LocalPublisher(self.bus, self.link, cfg.local_topic_prefix()), self.health, self.rooms]
         self.alerts = AlertService(cfg, self.bus, self.clock, self.record_event,
-                                   history=lambda: store.events_of_type(ALERT_EVENT))
+                                   history=store.alert_replay)
         services.append(self.alerts)
         self.commands = CommandService(store, self.clock)
         services.append(LocalCommandTopic(self.link, self.commands, cfg.local_topic_prefix(),

@@ -38,13 +38,19 @@ class _EmbeddedServer(uvicorn.Server):
 def listen(host: str, port: int) -> socket.socket:
     """Bind the console's socket: '::' takes IPv4 too where the OS allows, '::1' stays IPv6-only."""
     if ":" not in host:
-        return socket.create_server((host, port), family=socket.AF_INET)
-    try:
-        any_v6 = ipaddress.ip_address(host) == ipaddress.IPv6Address("::")
-    except ValueError:
-        any_v6 = False
-    return socket.create_server((host, port), family=socket.AF_INET6,
-                                dualstack_ipv6=any_v6 and socket.has_dualstack_ipv6())
+        sock = socket.create_server((host, port), family=socket.AF_INET)
+    else:
+        try:
+            any_v6 = ipaddress.ip_address(host) == ipaddress.IPv6Address("::")
+        except ValueError:
+            any_v6 = False
+        sock = socket.create_server((host, port), family=socket.AF_INET6,
+                                    dualstack_ipv6=any_v6 and socket.has_dualstack_ipv6())
+    # uvicorn writes headers and body separately; with Nagle on, a reused connection waits for
+    # the client's delayed ACK (~40 ms) on every response. asyncio sets TCP_NODELAY only on
+    # sockets it creates itself, and accepted sockets inherit it from the listener on Linux.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _check_readable(label: str, path: Path) -> None:

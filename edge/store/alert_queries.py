@@ -38,6 +38,27 @@ ORDER BY e.seq DESC LIMIT ?
 """
 
 
+# Every transition of the alerts still open (latest transition not 'resolved'), plus the newest
+# `recent` alert rows: what the alert book needs at start, however old an open alert is.
+REPLAY_SQL = """
+SELECT event_id, type, severity, room_id, source, occurred_at, data FROM events
+WHERE seq IN (
+    SELECT o.seq FROM events o WHERE o.type = 'alert' AND json_extract(o.data, '$.alert_id') IN (
+        SELECT json_extract(l.data, '$.alert_id') FROM events l INDEXED BY events_type_seq
+        WHERE l.type = 'alert' AND json_extract(l.data, '$.state') != 'resolved'
+            AND l.seq = (SELECT max(k.seq) FROM events k WHERE k.type = 'alert'
+                         AND json_extract(k.data, '$.alert_id') = json_extract(l.data, '$.alert_id'))))
+OR seq IN (SELECT r.seq FROM events r INDEXED BY events_type_seq WHERE r.type = 'alert'
+           ORDER BY r.seq DESC LIMIT ?)
+ORDER BY seq
+"""
+
+
+def replay_rows(conn: sqlite3.Connection, recent: int) -> list[tuple[Any, ...]]:
+    """Rows (event_id, type, severity, room_id, source, occurred_at, data) to rebuild the alert book."""
+    return list(conn.execute(REPLAY_SQL, [recent]))
+
+
 def _transition(seq: int, severity: str, room_id: str | None, ts: float, raw: str) -> dict[str, Any]:
     data = json.loads(raw)
     return {"seq": seq, "action": data.get("action"), "actor": data.get("actor"),

@@ -294,6 +294,13 @@ class Database:
         """Every stored transition of one alert, in seq order."""
         return alert_queries.alert_history(self.db.conn, alert_id)
 
+    def alert_replay(self, recent: int) -> list[SafetyEvent]:
+        """Every transition of every open alert plus the newest `recent` alert rows, in seq order."""
+        return [SafetyEvent(type_, Severity(severity), occurred_at, source, room_id, json.loads(data),
+                            event_id=event_id)
+                for event_id, type_, severity, room_id, source, occurred_at, data
+                in alert_queries.replay_rows(self.db.conn, recent)]
+
     def alert_page(self, limit: int, before_seq: int | None, state: str | None) -> list[dict[str, Any]]:
         """Alerts as their latest stored transition, newest first, paged by seq."""
         return alert_queries.alert_page(self.db.conn, limit, before_seq, state)

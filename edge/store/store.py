@@ -157,6 +157,10 @@ class Store:
         """Every stored transition of one alert (seq, action, actor, note, ts, state, ..., data)."""
         return await self._call(self._db.alert_history, alert_id)
 
+    async def alert_replay(self, recent: int = 5000) -> list[SafetyEvent]:
+        """The alert transitions the alert book is rebuilt from at start (all open alerts, however old)."""
+        return await self._call(self._db.alert_replay, recent)
+
     async def alert_page(self, limit: int, before_seq: int | None = None,
                          state: str | None = None) -> list[dict[str, Any]]:
         """Up to limit alerts as their latest transition, newest first, with seq below before_seq."""

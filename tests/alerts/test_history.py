@@ -136,3 +136,24 @@ async def test_an_upgraded_database_serves_alerts_stored_before_the_index(tmp_pa
         assert row["data"]["alert_id"] == raised.alert_id and row["raised_at"] == 10.0
     finally:
         await store.close()
+
+
+async def test_an_alert_open_for_longer_than_the_replay_window_is_still_replayed(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path, ManualClock())
+    try:
+        rec = Recorder(store)
+        await rec.store_all(rec.book.signal(panic(0), 1.0))  # open, and soon very old
+        old_id = rec.book.open_alerts()[0].alert_id
+        for n in range(1, 40):  # newer alerts, each raised and resolved
+            await rec.store_all(rec.book.signal(panic(n), 2.0 + n))
+            cleared = AlertSignal(f"panic:r1:n{n}", "panic", False, Severity.CRITICAL, "r1", "", 0.0, {})
+            await rec.store_all(rec.book.signal(cleared, 2.5 + n))
+        replay = await store.alert_replay(recent=10)
+        book = AlertBook()
+        for event in replay:
+            book.replay(event.data, event.severity, event.room_id, event.occurred_at)
+        assert [a.alert_id for a in book.open_alerts()] == [old_id]
+        assert len(replay) == 11  # the open alert's one row and the newest ten
+        assert [e.occurred_at for e in replay] == sorted(e.occurred_at for e in replay)
+    finally:
+        await store.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.alerts.lifecycle import SNAPSHOT_FRESH_S, AlertBook
-from edge.alerts.service import ALERT_EVENT, AlertService, alert_event
+from edge.alerts.service import AlertService, alert_event
 from edge.alerts.signals import AlertSignal
 from edge.bus import Bus
 from edge.clock import ManualClock
@@ -104,7 +104,7 @@ async def service(store: Store, bus: Bus, clock: ManualClock) -> AsyncIterator[A
         bus.publish(envelope)
         return envelope
 
-    alerts = AlertService(config, bus, clock, record, history=lambda: store.events_of_type(ALERT_EVENT))
+    alerts = AlertService(config, bus, clock, record, history=store.alert_replay)
     started = asyncio.Event()
     task = asyncio.create_task(alerts.run(started.set))
     try:

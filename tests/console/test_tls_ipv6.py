@@ -119,3 +119,21 @@ async def test_any_ipv6_address_is_dual_stack(tmp_path: Path) -> None:
             assert server.url == f"http://[::]:{port}/"
             for base in (f"http://[::1]:{port}", f"http://127.0.0.1:{port}"):
                 assert (await client.get(f"{base}/api/health")).status_code == 200, base
+
+
+def test_accepted_connections_send_without_nagle_delay() -> None:
+    # Without TCP_NODELAY every response on a kept-alive connection waited ~40 ms for a
+    # delayed ACK (scripts/bench_console.py found it); Linux passes the option to accepted sockets.
+    from edge.console.server import listen
+
+    server = listen("127.0.0.1", 0)
+    try:
+        client = socket.create_connection(server.getsockname()[:2])
+        accepted, _ = server.accept()
+        try:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        finally:
+            accepted.close()
+            client.close()
+    finally:
+        server.close()
