@@ -48,7 +48,7 @@ FAILED_FRAMES_LIMIT = 20  # in a row: then the service crashes and the superviso
 ZONE_SNAPSHOT_EVERY_S = 60.0  # evidence for an intrusion, not a photo album of everyone passing
 STILL_CACHE_S = 2.0  # the console's still: many open browsers share one blurring run
 SECOND_LOOK_S = 1.0  # a newcomer seen this recently gets its confirming look at the next frame
-NEW_FRAME_POLL_S = 0.01  # how often to check for that next frame meanwhile
+NEW_FRAME_POLL_S = 0.02  # how often to check for that next frame meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,7 @@ class CameraService:
         self._analytics = CameraAnalytics(camera)
         self._ignore = [Zone(f"ignore-{i}", polygon) for i, polygon in enumerate(camera.ignore)]
         self._last_found: list[Found] = []
+        self._scene_still = False  # the motion gate skipped the last frame (nothing moved)
         self.reader: CameraReader | None = None
         self.inferences = 0
         self.detections = 0
@@ -139,13 +140,20 @@ class CameraService:
                     await asyncio.wait({head}, timeout=remaining if remaining > 0 else None)
                     await self._apply_done(queue)
                     remaining = period - (time.monotonic() - started)
-                await asyncio.sleep(max(0.0, self._second_look(remaining)))
+                await asyncio.sleep(max(0.0, self._next_frame_wait(remaining)))
         finally:
             await asyncio.to_thread(reader.stop)
 
-    def _second_look(self, remaining: float) -> float:
-        """Shorten the wait when someone was just seen once: a track needs a second sighting, and
-        waiting a whole detect period for it would delay an intrusion alert by that period."""
+    def _next_frame_wait(self, remaining: float) -> float:
+        """Shorten the wait for the next frame when waiting a whole detect period would delay an alert.
+
+        Two cases: someone was just seen once (a track needs a second sighting), and an empty,
+        still scene (the gate skipped the last frame and nobody is there): then every new frame
+        goes through the cheap motion gate, so a person walking into an empty corridor at night
+        is analysed at once. A busy scene keeps the detect_fps pace.
+        """
+        if self._gate is not None and self._scene_still and not self._last_found:
+            return min(remaining, NEW_FRAME_POLL_S)
         since = self._analytics.newcomer_since()
         if since is None or since == self._looked_again_for or time.monotonic() - since > SECOND_LOOK_S:
             return remaining
@@ -172,8 +180,10 @@ class CameraService:
             if future is None:
                 # Nothing moved: the last result still stands, so tracks (and how long
                 # someone has stood in a zone) carry on instead of expiring.
+                self._scene_still = True
                 await self._apply(staged, self._last_found, inferred=False)
                 continue
+            self._scene_still = False
             found = future.result()
             if found is not None:
                 self._last_found = found

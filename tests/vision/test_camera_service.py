@@ -151,3 +151,39 @@ async def test_a_camera_whose_every_frame_is_unusable_is_offline_and_says_why(
         status = await mqtt.wait_json(f"{prefix}/device/tiny/status", lambda b: not b["online"], timeout=15)
         assert status["detail"] == "every frame unusable"
         assert gateway.cameras[0].inferences == 0
+
+
+def still_then_person_clip(path: Path) -> Path:
+    """An empty, still scene (a real frame with nobody in it is hard to cut: a flat wall) for 6 s,
+    then a real person photo for 2 s, at 10 fps."""
+    person = cv2.resize(cv2.imread(str(REPO / "tests" / "fixtures" / "images" / "astronaut.jpg")), (512, 512))
+    wall = np.full((512, 512, 3), (90, 110, 120), np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (512, 512))
+    try:
+        for _ in range(60):
+            writer.write(wall)
+        for _ in range(20):
+            writer.write(person)
+    finally:
+        writer.release()
+    return path
+
+
+async def test_an_empty_still_scene_is_watched_at_the_camera_rate_and_a_newcomer_is_seen_at_once(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    # detect_fps 0.5 would leave up to 2 s between looks; an empty, still scene instead passes
+    # every frame through the cheap motion gate, so the person is analysed as soon as they appear.
+    clip = still_then_person_clip(tmp_path / "still.mp4")
+    cams = [camera("cam1", f"file:{clip}", detect_fps=0.5, smoothing_s=0, tamper={"enabled": False})]
+    path = gateway_config_path(tmp_path, mosquitto, [], cameras=cams)
+    async with running_gateway(path) as gateway:
+        service = gateway.cameras[0]
+        async with asyncio.timeout(15):
+            while service.frames_analysed < 8:  # the first look plus gate checks on still frames
+                await asyncio.sleep(0.05)
+        assert service.inferences <= 2  # the still frames cost no model runs
+        async with asyncio.timeout(15):
+            while not service.detections:
+                await asyncio.sleep(0.05)
+        # At the detect_fps pace 6 s of still frames would have been 3 analyses.
+        assert service.frames_analysed >= 20
