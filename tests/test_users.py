@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from edge.clock import ManualClock
 from edge.store import DB_FILENAME, LATEST_VERSION, Store
 from edge.store.database import Database
+from edge.store.schema import MIGRATIONS
 from edge.users import (
     InvalidUserInput,
     LastAdmin,
@@ -214,7 +215,8 @@ async def test_disabled_admin_does_not_count(tmp_path: Path) -> None:
 
 def test_migration_from_previous_version_adds_users(tmp_path: Path) -> None:
     path = tmp_path / DB_FILENAME
-    old = Database(path, target_version=LATEST_VERSION - 1)
+    users_version = next(i + 1 for i, (title, _) in enumerate(MIGRATIONS) if title.startswith("users"))
+    old = Database(path, target_version=users_version - 1)
     old.append_audit(1.0, "system", "gateway.start", "gw", {})
     old.close()
     conn = sqlite3.connect(path)
