@@ -75,8 +75,7 @@ def print_where_to_look(gateway: Gateway) -> None:
         print(f"  local MQTT:  mqtt://127.0.0.1:{port}", flush=True)
         print(f"  watch it:    mosquitto_sub -h 127.0.0.1 -p {port} -t '{prefix}/#' -v", flush=True)
     if gateway.console is not None and gateway.console.bound_port:
-        print(f"  console API: http://127.0.0.1:{gateway.console.bound_port}/api/health "
-              "(log in as admin: POST /api/login)", flush=True)
+        print(f"  console:     {gateway.console.url} (log in as admin)", flush=True)
 
 
 def ensure_demo_admin(data_dir: Path, password: str | None) -> str | None:
