@@ -54,33 +54,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-# --nodelay (a what-if, not the product): the console's listening socket comes from
-# socket.create_server, whose proto is 0, so asyncio's _set_nodelay skips the accepted
-# connections; uvicorn's h11 protocol writes headers and body separately, and on a reused
-# connection the body waits for the client's delayed ACK (~40 ms). Linux copies TCP_NODELAY
-# from the listening socket to accepted ones.
-NODELAY_LAUNCHER = """
-import socket, sys
-import edge.console.server as server
-plain = server.listen
-def listen(host, port):
-    sock = plain(host, port)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-server.listen = listen
-from edge.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def start_demo(data_dir: Path, port: int, duration: float, logs: Path,
-               nodelay: bool = False) -> subprocess.Popen[bytes]:
+def start_demo(data_dir: Path, port: int, duration: float, logs: Path) -> subprocess.Popen[bytes]:
     """`edge demo` on the seeded data dir; stdout (its JSON summary) and stderr go to files."""
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     env["EDGE_DEMO_PASSWORD"] = PASSWORD
-    launcher = ["-c", NODELAY_LAUNCHER] if nodelay else ["-m", "edge"]
     return subprocess.Popen(
-        [sys.executable, *launcher, "demo", "--data-dir", str(data_dir), "--http-port", str(port),
+        [sys.executable, "-m", "edge", "demo", "--data-dir", str(data_dir), "--http-port", str(port),
          "--duration", str(duration)],
         cwd=REPO, env=env, stdout=(logs / "demo.out").open("wb"), stderr=(logs / "demo.err").open("wb"))
 
@@ -157,7 +136,7 @@ def stop_demo(demo: subprocess.Popen[bytes], logs: Path) -> dict[str, Any] | Non
             demo.wait()
     lines = (logs / "demo.out").read_text(errors="replace").strip().splitlines()
     try:
-        summary: dict[str, Any] = json.loads(lines[-1]) if lines else None
+        summary: dict[str, Any] | None = json.loads(lines[-1]) if lines else None
     except json.JSONDecodeError:
         return None
     return summary
@@ -166,8 +145,7 @@ def stop_demo(demo: subprocess.Popen[bytes], logs: Path) -> dict[str, Any] | Non
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Seed, start the demo, measure, stop; the JSON object."""
     out: dict[str, Any] = {"cores": os.cpu_count(), "duration_s": args.duration,
-                           "concurrency": args.concurrency, "page_limit": 50,
-                           "nodelay_patch": args.nodelay}
+                           "concurrency": args.concurrency, "page_limit": 50}
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
         data_dir, logs = Path(tmp) / "data", Path(tmp)
         data_dir.mkdir()
@@ -179,7 +157,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
               f"in {seeded.seconds} s", file=sys.stderr, flush=True)
         windows = len(args.concurrency) * len(args.endpoints) * (args.duration + args.warmup)
         port = free_port()
-        demo = start_demo(data_dir, port, windows + args.settle + 180, logs, args.nodelay)
+        demo = start_demo(data_dir, port, windows + args.settle + 180, logs)
         try:
             out.update(asyncio.run(measure(args, port, demo, seeded.open_alerts - out["old_open_alerts"])))
         finally:
@@ -201,8 +179,6 @@ def main() -> int:
                         help="of the open ones, how many are among the oldest alerts (default 0)")
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS),
                         help=f"comma-separated subset of {','.join(ENDPOINTS)}")
-    parser.add_argument("--nodelay", action="store_true",
-                        help="what-if: run the demo with TCP_NODELAY set on the console's listening socket")
     args = parser.parse_args()
     args.duration = args.duration or (2.0 if args.quick else 10.0)
     args.alerts = args.alerts or (2000 if args.quick else 10000)
