@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field, model_validator
 from edge.config_alerts import AlertsConfig, ScheduleConfig
 from edge.config_base import Identifier, SecretSource, StrictModel, located
 from edge.config_devices import DeviceConfig, check_devices
+from edge.config_uplink import UplinkConfig
 from edge.config_vision import CameraConfig, VisionConfig
 
 __all__ = ["EdgeConfig", "Identifier", "SecretSource", "StrictModel", "located"]
@@ -236,6 +237,9 @@ class EdgeConfig(StrictModel):
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras watched by this gateway.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Safety alert rules.")
     console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="The security console.")
+    uplink: UplinkConfig | None = Field(
+        None, description="The central campus platform; without it everything stays on the box "
+                          "(the outbox keeps safety events for when an uplink is configured).")
 
     @model_validator(mode="after")
     def _references(self) -> EdgeConfig:
@@ -252,6 +256,13 @@ class EdgeConfig(StrictModel):
             if camera.id in camera_ids or camera.id in device_ids:
                 raise located(f"id {camera.id!r} is already used by a camera or device", "cameras", i, "id")
             camera_ids.append(camera.id)
+        if self.uplink is not None:
+            known = device_ids | set(camera_ids) | {"gateway", "*"}
+            for i, rule in enumerate(self.uplink.commands.allow):
+                for j, device in enumerate(rule.devices):
+                    if device not in known:
+                        raise located(f"device {device!r} is not configured", "uplink", "commands", "allow",
+                                      i, "devices", j)
         for room_id in self.alerts.rules.overcrowding.capacity:
             if room_id not in room_ids:
                 raise located(f"room {room_id!r} is not in rooms", "alerts", "rules", "overcrowding",
