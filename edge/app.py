@@ -22,7 +22,7 @@ from edge.console import ConsoleServer, create_app
 from edge.device_services import build_device_services
 from edge.embedded_broker import HOST as EMBEDDED_HOST
 from edge.embedded_broker import EmbeddedBroker
-from edge.errors import RestartBudgetExhausted
+from edge.errors import KeyUnusable, RestartBudgetExhausted, SecretUnavailable
 from edge.events import Envelope, SafetyEvent
 from edge.ha_discovery import HomeAssistantDiscovery
 from edge.health import HealthMonitor
@@ -34,6 +34,8 @@ from edge.sdnotify import WatchdogPinger, notify, watchdog_interval
 from edge.sources.cameras import CameraService
 from edge.store import Store, prepare_data_dir
 from edge.supervisor import RestartPolicy, Service, Supervisor
+from edge.uplink.build import Uplink, build_uplink
+from edge.uplink.signature import load_public_key
 from edge.vision.models import VisionModels
 from edge.vision.snapshots import SnapshotStore
 
@@ -66,6 +68,7 @@ class Gateway:
         self.console: ConsoleServer | None = None
         self.vision: VisionModels | None = None
         self.snapshots: SnapshotStore | None = None
+        self.uplink: Uplink | None = None
         self.ready_at: float | None = None
         self.devices_online_at_stop = 0
         # Read secrets now, before the loop runs: fail fast (exit 2), never block the loop.
@@ -74,6 +77,14 @@ class Gateway:
             dev.id: dev.resolve_password(f"devices[{i}] ({dev.id})")
             for i, dev in enumerate(config.devices) if isinstance(dev, PjlinkDeviceConfig)
         }
+        self._uplink_password = config.uplink.resolve_password("uplink") if config.uplink else None
+        self._platform_key = None
+        if config.uplink is not None and config.uplink.commands.enabled:
+            assert config.uplink.commands.public_key_file is not None, "checked by the config"
+            try:
+                self._platform_key = load_public_key(config.uplink.commands.public_key_file)
+            except KeyUnusable as err:  # like a missing secret: exit 2, the installer fixes the file
+                raise SecretUnavailable("uplink.commands.public_key_file", str(err)) from err
         self._camera_passwords = {
             cam.id: cam.resolve_password(f"cameras[{i}] ({cam.id})")
             for i, cam in enumerate(config.cameras) if cam.enabled
@@ -149,6 +160,11 @@ class Gateway:
             services.append(HomeAssistantDiscovery(self.bus, self.link, cfg.local_topic_prefix(),
                                                    cfg.mqtt.local.discovery.prefix, cfg.gateway_id,
                                                    info))
+        if cfg.uplink is not None and cfg.uplink.enabled:
+            assert self.commands is not None, "the command service is built first"
+            self.uplink = build_uplink(cfg, store, self.bus, self.clock, self.record_event,
+                                       self._uplink_password, self.commands, self._platform_key)
+            services += self.uplink.services
         services += build_device_services(cfg, self.bus, self.clock, self.link, self.commands,
                                           self.record_event, self._device_passwords)
         services += self._build_cameras()

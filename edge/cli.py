@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="password of the demo's console user 'admin' (default: $EDGE_DEMO_PASSWORD, "
                            "else a random one, printed)")
     demo.add_argument("--uplink", default=None,
-                      help="central broker URL (accepted; forwarding arrives with the uplink issue)")
+                      help="forward to this central broker (mqtt://HOST:PORT or mqtts://...) with the "
+                           "demo's site and gateway ids (contract campus/v1)")
     simulate = sub.add_parser("simulate", help="simulate classroom devices",
                               description="Simulate classroom devices for demos and bench tests.")
     devices = simulate.add_subparsers(dest="device", required=True, metavar="DEVICE")
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             from edge.demo import run_demo
 
             errors = setup_logging("info")
-            return run_demo(args.duration, args.data_dir, errors, args.http_port, args.admin_password)
+            return run_demo(args.duration, args.data_dir, errors, args.http_port, args.admin_password,
+                            args.uplink)
     except SecretUnavailable as err:
         print(f"edge: {err}", file=sys.stderr)
         return EXIT_CONFIG

@@ -54,12 +54,18 @@ class InputArgs(Args):
     source: str = Field(pattern=r"^[1-5][1-9]$")
 
 
+class NoArgs(Args):
+    """An action that takes no arguments."""
+
+
 ACTIONS: dict[str, dict[str, type[Args]]] = {
     "node": {"relay": RelayArgs, "light": LightArgs, "ir": IrArgs,
              "report_interval": ReportIntervalArgs},
     "pjlink": {"power": PowerArgs, "input": InputArgs},
     # Sensors are read-only: every action is refused with "known: none".
     "modbus": {}, "mqtt": {}, "simulated": {},
+    # The gateway itself, commanded by the central platform (edge/uplink/downlink.py).
+    "gateway": {"ping": NoArgs, "config_version": NoArgs, "resend_status": NoArgs},
 }
 
 

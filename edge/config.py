@@ -249,6 +249,9 @@ class EdgeConfig(StrictModel):
                 raise located(f"room id {room_id!r} is used twice", "rooms", i, "id")
         check_devices(self.devices, room_ids)
         device_ids = {d.id for d in self.devices}
+        for i, device in enumerate(self.devices):
+            if device.id == "gateway":  # the platform's name for this gateway in commands
+                raise located("'gateway' is reserved for the gateway itself", "devices", i, "id")
         camera_ids: list[str] = []
         for i, camera in enumerate(self.cameras):
             if camera.room_id not in room_ids:
@@ -259,9 +262,9 @@ class EdgeConfig(StrictModel):
         if self.uplink is not None:
             known = device_ids | set(camera_ids) | {"gateway", "*"}
             for i, rule in enumerate(self.uplink.commands.allow):
-                for j, device in enumerate(rule.devices):
-                    if device not in known:
-                        raise located(f"device {device!r} is not configured", "uplink", "commands", "allow",
+                for j, named in enumerate(rule.devices):
+                    if named not in known:
+                        raise located(f"device {named!r} is not configured", "uplink", "commands", "allow",
                                       i, "devices", j)
         for room_id in self.alerts.rules.overcrowding.capacity:
             if room_id not in room_ids:

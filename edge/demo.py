@@ -14,9 +14,12 @@ import time
 from importlib.resources import files
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from edge.app import Gateway
 from edge.config import EdgeConfig
 from edge.config_loader import parse_config_text
+from edge.config_uplink import UplinkConfig
 from edge.demo_devices import simulated_classroom
 from edge.logs import ErrorCounter
 from edge.store import DB_FILENAME, prepare_data_dir
@@ -58,6 +61,9 @@ def summary(gateway: Gateway, errors: ErrorCounter, startup_s: float | None) -> 
     out["alerts"] = gateway.alerts.raised if gateway.alerts else 0
     out["detections"] = sum(camera.detections for camera in gateway.cameras)
     out["occupancy_updates"] = sum(camera.occupancy_updates for camera in gateway.cameras)
+    if gateway.uplink is not None:
+        out["events_uplinked"] = gateway.uplink.metrics.delivered.get("event", 0)
+        out["uplink_backlog"] = gateway.uplink.metrics.backlog
     # From process start (interpreter and imports included) to READY.
     out["startup_ms"] = round((startup_s or gateway.ready_at or 0) * 1000)
     # ru_maxrss is in KiB on Linux.
@@ -96,8 +102,15 @@ def ensure_demo_admin(data_dir: Path, password: str | None) -> str | None:
 
 
 def run_demo(duration: float | None, data_dir: Path | None, errors: ErrorCounter,
-             http_port: int = 8080, admin_password: str | None = None) -> int:
+             http_port: int = 8080, admin_password: str | None = None, uplink: str | None = None) -> int:
     """Run the demo gateway; with a duration, print the JSON summary as the last line."""
+    if uplink:
+        try:
+            UplinkConfig.model_validate({"url": uplink})
+        except ValidationError as err:
+            reason = str(err.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
+            print(f"edge demo: --uplink {uplink}: {reason}", file=sys.stderr)
+            return 2
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="edge-demo-"))
     made_up = ensure_demo_admin(data_dir, admin_password or os.environ.get("EDGE_DEMO_PASSWORD"))
@@ -114,6 +127,9 @@ def run_demo(duration: float | None, data_dir: Path | None, errors: ErrorCounter
     async def demo() -> int:
         base = demo_config(data_dir)
         base = base.model_copy(update={"console": base.console.model_copy(update={"port": http_port})})
+        if uplink:
+            base = EdgeConfig.model_validate({**base.model_dump(), "uplink": {
+                "url": uplink, "keepalive_s": 10, "reconnect_max_s": 5.0, "telemetry_interval_s": 10.0}})
         async with simulated_classroom(base) as config:
             gateways.append(Gateway(config))
             return await gateways[0].run(stop_after=duration, on_ready=on_ready)

@@ -48,6 +48,15 @@ class DataDirUnusable(EdgeError):
         super().__init__(f"data dir {path} is not usable: {reason}")
 
 
+class KeyUnusable(EdgeError):
+    """A key file cannot be used (unreadable, or not a key of the expected kind)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"key file {path}: {reason}")
+
+
 class StoreError(EdgeError):
     """The SQLite store failed or holds a schema this code cannot use."""
 

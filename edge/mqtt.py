@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+import ssl
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiomqtt
 import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.backoff import Backoff
 from edge.errors import EdgeError, MqttUnavailable
@@ -65,6 +70,38 @@ class StatusTopic:
     offline: bytes
 
 
+@dataclass(frozen=True)
+class LinkOptions:
+    """Protocol details of one link; the defaults suit the local broker."""
+
+    protocol: int = 4  # 4 = MQTT 3.1.1, 5 = MQTT 5
+    max_inflight: int = 20  # QoS 1 messages awaiting PUBACK at once
+    # Declare the link dead when nothing (not even a PINGRESP) came in for this many keepalives.
+    # paho alone notices only after ~2 keepalives; the uplink promises 1.5.
+    dead_after_keepalives: float | None = None
+
+
+# One outgoing message: topic, payload, and a message expiry in seconds (MQTT 5 only).
+Outgoing = tuple[str, bytes, float | None]
+
+
+def tls_context(endpoint: BrokerEndpoint) -> ssl.SSLContext:
+    """TLS 1.2 or newer, the broker's certificate and host name checked, optional client cert."""
+    context = ssl.create_default_context(cafile=endpoint.ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if endpoint.cert_file and endpoint.key_file:
+        context.load_cert_chain(endpoint.cert_file, endpoint.key_file)
+    return context
+
+
+def _expiry(seconds: float | None) -> Properties | None:
+    if seconds is None:
+        return None
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.MessageExpiryInterval = max(1, int(seconds))
+    return props
+
+
 def _queue(paho_client: paho.Client, messages: Sequence[tuple[str, bytes]], qos: int) -> None:
     for topic, payload in messages:
         info = paho_client.publish(topic, payload, qos)
@@ -112,8 +149,11 @@ class MqttLink:
         keepalive_s: int = 30,
         backoff: Backoff | None = None,
         on_state: Callable[[str, str], None] | None = None,
+        options: LinkOptions | None = None,
     ) -> None:
         self.name = name
+        self.options = options or LinkOptions()
+        self.connected_since: float | None = None  # wall-clock time of the current session's start
         self._endpoint = endpoint
         self._client_id = client_id
         self._status = status
@@ -184,6 +224,32 @@ class MqttLink:
             raise MqttUnavailable(self.broker) from err
         self.stats.published += len(messages)
 
+    async def publish_status(self) -> None:
+        """Publish the retained online status again (the platform asked for it)."""
+        await self.publish(self._status.topic, self._status.online(), qos=1, retain=True)
+
+    async def publish_confirmed(self, messages: Sequence[Outgoing], ack_timeout_s: float) -> None:
+        """Publish at QoS 1 and return once the broker acknowledged every one (PUBACK).
+
+        Up to options.max_inflight travel at once. Raises MqttUnavailable when not connected,
+        when the session ends or when the acknowledgements take longer than ack_timeout_s: then
+        none of them counts as delivered (the caller sends them again: at-least-once).
+        """
+        client = self._client
+        if client is None:
+            raise MqttUnavailable(self.broker or self.name)
+        v5 = self.options.protocol == 5
+        try:
+            async with asyncio.timeout(ack_timeout_s):
+                await asyncio.gather(*(
+                    client.publish(topic, payload, qos=1, properties=_expiry(expiry) if v5 else None,
+                                   timeout=ack_timeout_s)
+                    for topic, payload, expiry in messages))
+        except (aiomqtt.MqttError, TimeoutError) as err:
+            self.stats.publish_failed += len(messages)
+            raise MqttUnavailable(self.broker) from err
+        self.stats.published += len(messages)
+
     async def run(self, ready: Callable[[], None]) -> None:
         """Connect and stay connected until cancelled (a dead broker never stops the rest)."""
         ready()
@@ -200,11 +266,10 @@ class MqttLink:
 
     async def _session(self, endpoint: BrokerEndpoint) -> None:
         will = aiomqtt.Will(self._status.topic, self._status.offline, qos=1, retain=True)
-        tls = None
-        if endpoint.use_tls:
-            tls = aiomqtt.TLSParameters(
-                ca_certs=endpoint.ca_file, certfile=endpoint.cert_file, keyfile=endpoint.key_file
-            )
+        try:
+            context = tls_context(endpoint) if endpoint.use_tls else None
+        except (OSError, ssl.SSLError) as err:
+            raise aiomqtt.MqttError(f"TLS files unusable: {err}") from err
         client = aiomqtt.Client(
             endpoint.host,
             endpoint.port,
@@ -213,12 +278,16 @@ class MqttLink:
             password=endpoint.password,
             will=will,
             keepalive=self._keepalive_s,
-            tls_params=tls,
+            tls_context=context,
             timeout=10,
+            protocol=(aiomqtt.ProtocolVersion.V5 if self.options.protocol == 5
+                      else aiomqtt.ProtocolVersion.V311),
+            max_inflight_messages=self.options.max_inflight,
         )
         async with client:
             _send_without_delay(client)
             self._client = client
+            self.connected_since = time.time()
             self.stats.connects += 1
             self._backoff.reset()
             try:
@@ -231,14 +300,45 @@ class MqttLink:
                     except MqttUnavailable as err:
                         log.warning("%s: on-connect publish failed: %s", self.name, err)
                 self._set_state("connected", self.broker)
-                async for message in client.messages:
-                    await self._dispatch(message)
+                watchdog = None
+                if self.options.dead_after_keepalives is not None:
+                    watchdog = asyncio.create_task(self._watch_keepalive(client))
+                try:
+                    async for message in client.messages:
+                        await self._dispatch(message)
+                finally:
+                    if watchdog is not None:
+                        watchdog.cancel()
+                        await asyncio.gather(watchdog, return_exceptions=True)
             except asyncio.CancelledError:
                 # A clean stop says offline itself; the will covers every other way out.
                 await self._say_offline(client)
                 raise
             finally:
                 self._client = None
+                self.connected_since = None
+
+    async def _watch_keepalive(self, client: aiomqtt.Client) -> None:
+        """Cut a link that stopped answering: nothing in (no PUBACK, no PINGRESP) for too long.
+
+        A black-holed network keeps the TCP connection open; paho sends PINGREQ after one
+        keepalive and gives up only after another. Shutting the socket down makes paho see
+        the connection end now, so the session ends and the link reconnects.
+        """
+        assert self.options.dead_after_keepalives is not None
+        limit = self.options.dead_after_keepalives * self._keepalive_s
+        paho_client = client._client
+        while True:
+            await asyncio.sleep(min(1.0, self._keepalive_s / 10))
+            last_in = getattr(paho_client, "_last_msg_in", None)  # paho's time.monotonic() stamp
+            if isinstance(last_in, float) and time.monotonic() - last_in > limit:
+                log.warning("%s: nothing from %s for %.0fs (keepalive %ds): dropping the link",
+                            self.name, self.broker, limit, self._keepalive_s)
+                sock = paho_client.socket()
+                if isinstance(sock, socket.socket):
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                return
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
         try:

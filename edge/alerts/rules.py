@@ -26,6 +26,9 @@ __all__ = ["AlertSignal", "RuleEngine"]
 # Node alarm inputs raised at once as critical alerts: event type -> (alert kind, title).
 ALARM_INPUTS = {"panic_button": ("panic", "PANIC BUTTON pressed in {}"),
                 "smoke_alarm": ("smoke", "SMOKE ALARM in {}")}
+# Conditions of the gateway itself, raised by its own services as safety events.
+SYSTEM_ALARMS = {"uplink_outbox_full": ("uplink_backlog_full",
+                                        "Uplink backlog full: safety events pile up on the gateway")}
 TAMPER_WORDS = {"covered": "covered", "blurred": "blurred", "moved": "turned away"}
 
 
@@ -124,6 +127,11 @@ class RuleEngine:
             self.out.rearm(key)
             self.out.set(key, Want(alert_kind, Severity.CRITICAL, room, title.format(name),
                                    {"device_id": source}, ev.event_id), now)
+        elif kind in SYSTEM_ALARMS:
+            alert_kind, title = SYSTEM_ALARMS[kind]
+            key = f"{alert_kind}:{source}"
+            self.out.set(key, None if cleared else Want(alert_kind, Severity.CRITICAL, room, title,
+                                                        dict(data), ev.event_id), now)
         elif kind == "door_open":
             key = f"door_held_open:{room}:{source}"
             if cleared:

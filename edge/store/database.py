@@ -6,6 +6,8 @@ import hashlib
 import json
 import math
 import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import sqlite_utils
 
 from edge.errors import SchemaTooNew, StoreError
 from edge.events import Envelope, Reading, SafetyEvent, Severity
-from edge.store import alert_queries
+from edge.store import alert_queries, outbox, outbox_telemetry
 from edge.store.schema import LATEST_VERSION, MIGRATIONS
 from edge.users import LastAdmin, Role, StoredUser, UnknownUser, User, UserExists
 
@@ -125,6 +127,7 @@ class Database:
                 "VALUES ('event', ?, 'event', ?, ?, ?)",
                 [seq, payload, len(payload.encode()), stored_at],
             )
+            outbox.count_rows(self.db.conn, "event", 1, len(payload.encode()))
         return Envelope(event=event, seq=seq, stored_at=stored_at)
 
     def events_of_type(self, event_type: str, limit: int) -> list[SafetyEvent]:
@@ -304,6 +307,62 @@ class Database:
     def alert_page(self, limit: int, before_seq: int | None, state: str | None) -> list[dict[str, Any]]:
         """Alerts as their latest stored transition, newest first, paged by seq."""
         return alert_queries.alert_page(self.db.conn, limit, before_seq, state)
+
+    # The uplink outbox (SQL in edge.store.outbox). Its writes commit with synchronous=NORMAL like
+    # readings: kill -9 loses nothing; a power cut may undo the last batch, a delivery (sent again:
+    # at-least-once) or an expiry, never the totals' agreement with the rows.
+    _outbox_limits: outbox.Limits = outbox.DEFAULT_LIMITS
+
+    def configure_outbox(self, limits: Mapping[str, tuple[int, int, float | None]]) -> None:
+        """Set (max_rows, max_bytes, ttl_s) per class; unnamed classes keep OutboxConfig()'s."""
+        self._outbox_limits = outbox.check_limits(limits)
+
+    @contextmanager
+    def _outbox_txn(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self.db.atomic():
+                yield self.db.conn
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
+
+    def outbox_add(self, msg_class: str, payloads: list[str], created_at: float) -> int:
+        """Queue occupancy/telemetry bodies in one transaction; return how many old rows the cap dropped."""
+        with self._outbox_txn() as conn:
+            return outbox.insert(conn, msg_class, [(p, created_at) for p in payloads], self._outbox_limits)
+
+    def outbox_pending(self, msg_class: str, limit: int, after_id: int = 0, now: float | None = None,
+                       created_before: float | None = None,
+                       created_from: float | None = None) -> list[outbox.OutboxRow]:
+        """Undelivered rows of a class not expired at now, id > after_id, by id, in a created_at window."""
+        return outbox.pending(self.db.conn, msg_class, limit, after_id, now, created_before, created_from)
+
+    def outbox_delivered(self, ids: list[int], ts: float) -> None:
+        """Delete rows the broker acknowledged and count them delivered; unknown ids are ignored."""
+        if ids:
+            with self._outbox_txn() as conn:
+                outbox.delivered(conn, ids, ts)
+
+    def outbox_expire(self, now: float, chunk: int = 10_000) -> dict[str, int]:
+        """Delete rows whose expires_at <= now (counted as dropped 'expired'); per-class counts."""
+        total: dict[str, int] = {}
+        while True:  # in chunks, so a huge expiry never holds the write lock for long
+            with self._outbox_txn() as conn:
+                done = outbox.expire(conn, now, chunk)
+            for cls, n in done.items():
+                total[cls] = total.get(cls, 0) + n
+            if sum(done.values()) < chunk:
+                return total
+
+    def outbox_stats(self, now: float) -> dict[str, Any]:
+        """Backlog per class (count, bytes, oldest age, caps), drops by reason, deliveries, last delivery."""
+        return outbox.stats(self.db.conn, now, self._outbox_limits)
+
+    def telemetry_aggregate(self, interval_s: float, until: float,
+                            site_rooms: Mapping[str, str | None] | None = None) -> int:
+        """Queue one telemetry message per device per complete interval up to until; return how many."""
+        with self._outbox_txn() as conn:
+            return outbox_telemetry.aggregate(conn, interval_s, until, site_rooms, self._outbox_limits)
 
 
 def _audit_hash(prev: str, ts: float, actor: str, action: str, target: str, detail: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +14,7 @@ from edge.clock import Clock, SystemClock
 from edge.errors import StoreError
 from edge.events import Envelope, Reading, SafetyEvent
 from edge.store.database import Database
+from edge.store.outbox import OutboxRow
 from edge.store.schema import LATEST_VERSION
 from edge.users import Role, StoredUser, User
 
@@ -165,3 +166,37 @@ class Store:
                          state: str | None = None) -> list[dict[str, Any]]:
         """Up to limit alerts as their latest transition, newest first, with seq below before_seq."""
         return await self._call(self._db.alert_page, limit, before_seq, state)
+
+    # The uplink outbox. Time arguments left out are the store clock's now.
+    def configure_outbox(self, limits: Mapping[str, tuple[int, int, float | None]]) -> None:
+        """Set (max_rows, max_bytes, ttl_s) per class (see edge.store.outbox.limits_of); ValueError."""
+        self._db.configure_outbox(limits)  # one attribute swap: safe beside the store thread
+
+    async def outbox_add(self, msg_class: str, payloads: list[str], created_at: float | None = None) -> int:
+        """Queue occupancy or telemetry bodies; return how many oldest rows the class cap dropped."""
+        return await self._call(self._db.outbox_add, msg_class, payloads,
+                                self._clock.now() if created_at is None else created_at)
+
+    async def outbox_pending(self, msg_class: str, limit: int, after_id: int = 0, now: float | None = None,
+                             created_before: float | None = None,
+                             created_from: float | None = None) -> list[OutboxRow]:
+        """Undelivered, unexpired rows of one class with id > after_id, by id (created_at window optional)."""
+        return await self._call(self._db.outbox_pending, msg_class, limit, after_id,
+                                self._clock.now() if now is None else now, created_before, created_from)
+
+    async def outbox_delivered(self, ids: list[int], ts: float | None = None) -> None:
+        """After PUBACK: delete those rows and count them delivered."""
+        await self._call(self._db.outbox_delivered, ids, self._clock.now() if ts is None else ts)
+
+    async def outbox_expire(self, now: float | None = None) -> dict[str, int]:
+        """Drop rows past their TTL; per-class counts."""
+        return await self._call(self._db.outbox_expire, self._clock.now() if now is None else now)
+
+    async def outbox_stats(self, now: float | None = None) -> dict[str, Any]:
+        """Backlog per class, drops by reason, deliveries and the last delivery time (cheap)."""
+        return await self._call(self._db.outbox_stats, self._clock.now() if now is None else now)
+
+    async def telemetry_aggregate(self, interval_s: float, until: float,
+                                  site_rooms: Mapping[str, str | None] | None = None) -> int:
+        """Queue telemetry for every complete interval ending <= until; return how many messages."""
+        return await self._call(self._db.telemetry_aggregate, interval_s, until, site_rooms)

@@ -1,0 +1,111 @@
+"""The uplink's intake: occupancy and aggregated telemetry into the outbox, expiry, backlog figures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+
+from edge.bus import Bus, DropPolicy
+from edge.clock import Clock
+from edge.config_uplink import CLASSES, UplinkConfig
+from edge.events import Envelope, Occupancy, SafetyEvent, Severity
+from edge.store import Store
+from edge.uplink import contract
+from edge.uplink.metrics import UplinkMetrics
+
+log = logging.getLogger(__name__)
+
+RecordEvent = Callable[[SafetyEvent], Awaitable[Envelope]]
+FLUSH_S = 0.5  # occupancy changes are written in small batches
+STATS_S = 5.0
+EXPIRE_S = 60.0
+LATE_READINGS_S = 2.0  # the recorder commits readings within ~1 s: aggregate a closed interval later
+
+
+def outbox_limits(config: UplinkConfig) -> dict[str, tuple[int, int, float | None]]:
+    """The store's view of the configured class limits: rows, bytes, ttl."""
+    out: dict[str, tuple[int, int, float | None]] = {}
+    for msg_class in CLASSES:
+        limits = getattr(config.outbox, msg_class)
+        out[msg_class] = (limits.max_rows, int(limits.max_mb * 1024 * 1024), limits.ttl_s)
+    return out
+
+
+class UplinkIntake:
+    """Service: write occupancy and telemetry into the outbox, expire old rows, refresh the figures."""
+
+    name = "uplink-intake"
+
+    def __init__(self, config: UplinkConfig, store: Store, bus: Bus, clock: Clock,
+                 metrics: UplinkMetrics, record_event: RecordEvent) -> None:
+        self.config = config
+        self._store = store
+        self._clock = clock
+        self.metrics = metrics
+        self._record_event = record_event
+        # Counts change often and the latest one matters most: drop the oldest if we lag.
+        self._sub = bus.subscribe("uplink-intake", (Occupancy,), maxsize=10000, policy=DropPolicy.DROP_OLDEST)
+        self._events_full = False
+
+    async def run(self, ready: Callable[[], None]) -> None:
+        """Follow the bus and the clock until cancelled."""
+        self._store.configure_outbox(outbox_limits(self.config))
+        await self._refresh()
+        ready()
+        interval = self.config.telemetry_interval_s
+        next_stats = next_expire = time.monotonic()
+        next_telemetry = self._next_boundary(interval)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_S):
+                    await self._sub.wait()
+            await self._flush_occupancy()
+            mono = time.monotonic()
+            if self._clock.now() >= next_telemetry:
+                added = await self._store.telemetry_aggregate(interval, self._clock.now() - LATE_READINGS_S)
+                log.debug("uplink: %d telemetry messages queued", added)
+                next_telemetry = self._next_boundary(interval)
+            if mono >= next_expire:
+                next_expire = mono + EXPIRE_S
+                expired = await self._store.outbox_expire(self._clock.now())
+                if any(expired.values()):
+                    log.info("uplink: expired undelivered messages: %s", expired)
+            if mono >= next_stats:
+                next_stats = mono + STATS_S
+                await self._refresh()
+
+    def _next_boundary(self, interval: float) -> float:
+        # The first moment a whole interval (plus the recorder's lag) can be aggregated.
+        now = self._clock.now()
+        return math.floor(now / interval) * interval + interval + LATE_READINGS_S
+
+    async def _flush_occupancy(self) -> None:
+        bodies = []
+        for event in self._sub.take(1000):
+            if isinstance(event, Occupancy):
+                bodies.append(contract.dumps(contract.occupancy_body(
+                    event.room_id, event.count, event.ts, event.camera_id, event.zone_id)))
+        if bodies:
+            dropped = await self._store.outbox_add("occupancy", bodies, self._clock.now())
+            if dropped:
+                log.warning("uplink: occupancy outbox full; %d oldest dropped", dropped)
+
+    async def _refresh(self) -> None:
+        stats = await self._store.outbox_stats(self._clock.now())
+        self.metrics.outbox = stats
+        full = bool(stats.get("classes", {}).get("event", {}).get("over_cap"))
+        if full != self._events_full:
+            # Safety events are never dropped: past their cap they are still accepted, and a
+            # critical alert tells the guards that the platform is not getting them.
+            self._events_full = full
+            count = stats["classes"]["event"]["count"]
+            log.log(logging.CRITICAL if full else logging.WARNING, "uplink: %d undelivered safety events, %s",
+                    count, "over their cap" if full else "back under their cap")
+            kind = "uplink_outbox_full" if full else "uplink_outbox_full_cleared"
+            await self._record_event(SafetyEvent(kind, Severity.CRITICAL if full else Severity.INFO,
+                                                 self._clock.now(), "gateway", None,
+                                                 {"device_id": "gateway", "undelivered": count}))
