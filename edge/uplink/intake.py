@@ -66,8 +66,7 @@ class UplinkIntake:
             await self._flush_occupancy()
             mono = time.monotonic()
             if self._clock.now() >= next_telemetry:
-                added = await self._store.telemetry_aggregate(interval, self._clock.now() - LATE_READINGS_S)
-                log.debug("uplink: %d telemetry messages queued", added)
+                await self._aggregate(interval)
                 next_telemetry = self._next_boundary(interval)
             if mono >= next_expire:
                 next_expire = mono + EXPIRE_S
@@ -77,6 +76,16 @@ class UplinkIntake:
             if mono >= next_stats:
                 next_stats = mono + STATS_S
                 await self._refresh()
+
+    async def _aggregate(self, interval: float) -> None:
+        # Each call covers a bounded stretch (the store thread stays responsive); after an
+        # outage it takes several calls to catch up.
+        while True:
+            added = await self._store.telemetry_aggregate(interval, self._clock.now() - LATE_READINGS_S)
+            if not added:
+                return
+            log.debug("uplink: %d telemetry messages queued", added)
+            await self._flush_occupancy()
 
     def _next_boundary(self, interval: float) -> float:
         # The first moment a whole interval (plus the recorder's lag) can be aggregated.
