@@ -51,6 +51,26 @@ class ManualClock:
         self._wall += seconds
         self._mono += seconds
 
+    def jump(self, seconds: float) -> None:
+        """Move only the wall clock (an NTP step, a wrong RTC): monotonic time is unaffected."""
+        self._wall += seconds
+
+
+class SteadyWall:
+    """Wall time that moves with the monotonic clock from an anchor: immune to clock steps.
+
+    For ages and lifetimes measured during one run (outbox TTL, message expiry): a clock set
+    forward by a day must not expire a day of telemetry, nor one set back keep it forever.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._anchor = clock.now() - clock.monotonic()
+
+    def now(self) -> float:
+        """The anchor's wall time plus the monotonic time elapsed since."""
+        return self._anchor + self._clock.monotonic()
+
 
 def iso_utc(epoch: float) -> str:
     """Format epoch seconds as an RFC 3339 UTC timestamp with milliseconds."""

@@ -89,7 +89,7 @@ class UplinkConfig(SecretSource):
     tls_ca_file: Path | None = Field(None, description="PEM CA bundle for the broker; system CAs if unset.")
     tls_cert_file: Path | None = Field(None, description="PEM client certificate for mutual TLS.")
     tls_key_file: Path | None = Field(None, description="PEM key of the client certificate.")
-    keepalive_s: int = Field(30, ge=5, le=3600,
+    keepalive_s: int = Field(30, ge=2, le=3600,
                              description="MQTT keepalive; a dead link is noticed within ~1.5x this.")
     reconnect_initial_s: float = Field(1.0, gt=0, le=300, description="First retry delay (full jitter).")
     reconnect_max_s: float = Field(60.0, gt=0, le=3600, description="Longest retry delay.")

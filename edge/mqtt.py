@@ -10,6 +10,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -163,6 +164,7 @@ class MqttLink:
         self._subs: list[_Subscription] = []
         self._connect_hooks: list[Callable[[], Awaitable[None]]] = []
         self._client: aiomqtt.Client | None = None
+        self._session_over = asyncio.Event()  # set when the current session ends
         # Not "disconnected": the first failed attempt must count as a change and be logged.
         self.state = "starting"
         self.broker = ""
@@ -239,15 +241,24 @@ class MqttLink:
         if client is None:
             raise MqttUnavailable(self.broker or self.name)
         v5 = self.options.protocol == 5
+        over = self._session_over
+        sent: asyncio.Future[list[None]] = asyncio.ensure_future(asyncio.gather(*(
+            client.publish(topic, payload, qos=1, properties=_expiry(expiry) if v5 else None,
+                           timeout=ack_timeout_s)
+            for topic, payload, expiry in messages)))
+        ended: asyncio.Future[bool] = asyncio.ensure_future(over.wait())
         try:
-            async with asyncio.timeout(ack_timeout_s):
-                await asyncio.gather(*(
-                    client.publish(topic, payload, qos=1, properties=_expiry(expiry) if v5 else None,
-                                   timeout=ack_timeout_s)
-                    for topic, payload, expiry in messages))
-        except (aiomqtt.MqttError, TimeoutError) as err:
+            # aiomqtt leaves a publish waiting for its PUBACK after the connection is gone;
+            # the end of the session is the answer: those messages go again next session.
+            waiting: set[asyncio.Future[Any]] = {sent, ended}
+            await asyncio.wait(waiting, timeout=ack_timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+        if not sent.done() or sent.cancelled() or sent.exception() is not None:
+            sent.cancel()
+            await asyncio.gather(sent, return_exceptions=True)
             self.stats.publish_failed += len(messages)
-            raise MqttUnavailable(self.broker) from err
+            raise MqttUnavailable(self.broker or self.name)
         self.stats.published += len(messages)
 
     async def run(self, ready: Callable[[], None]) -> None:
@@ -287,6 +298,7 @@ class MqttLink:
         async with client:
             _send_without_delay(client)
             self._client = client
+            self._session_over = asyncio.Event()
             self.connected_since = time.time()
             self.stats.connects += 1
             self._backoff.reset()
@@ -317,28 +329,40 @@ class MqttLink:
             finally:
                 self._client = None
                 self.connected_since = None
+                self._session_over.set()
 
     async def _watch_keepalive(self, client: aiomqtt.Client) -> None:
-        """Cut a link that stopped answering: nothing in (no PUBACK, no PINGRESP) for too long.
+        """Cut a link whose broker stopped answering, within dead_after_keepalives x keepalive.
 
-        A black-holed network keeps the TCP connection open; paho sends PINGREQ after one
-        keepalive and gives up only after another. Shutting the socket down makes paho see
-        the connection end now, so the session ends and the link reconnects.
+        A black-holed network keeps the TCP connection open, and paho alone gives up only
+        after up to two keepalives. So send our own PINGREQ every half keepalive; when one
+        stays unanswered past the rest of the budget, shut the socket down: paho sees the
+        connection end, the session ends and the link reconnects.
         """
         assert self.options.dead_after_keepalives is not None
-        limit = self.options.dead_after_keepalives * self._keepalive_s
+        ping_every = self._keepalive_s / 2
+        answer_within = self.options.dead_after_keepalives * self._keepalive_s - ping_every
         paho_client = client._client
+        sent_at: float | None = None  # our unanswered PINGREQ
+        last_ping = time.monotonic()
         while True:
             await asyncio.sleep(min(1.0, self._keepalive_s / 10))
-            last_in = getattr(paho_client, "_last_msg_in", None)  # paho's time.monotonic() stamp
-            if isinstance(last_in, float) and time.monotonic() - last_in > limit:
-                log.warning("%s: nothing from %s for %.0fs (keepalive %ds): dropping the link",
-                            self.name, self.broker, limit, self._keepalive_s)
+            now = time.monotonic()
+            # paho sets _ping_t when a PINGREQ goes out and back to 0 on the PINGRESP.
+            outstanding = bool(getattr(paho_client, "_ping_t", 0))
+            if sent_at is not None and not outstanding:
+                sent_at = None  # answered
+            if sent_at is not None and now - sent_at > answer_within:
+                log.warning("%s: no answer from %s for %.1fs (keepalive %ds): dropping the link",
+                            self.name, self.broker, now - sent_at + ping_every, self._keepalive_s)
                 sock = paho_client.socket()
                 if isinstance(sock, socket.socket):
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
                 return
+            if sent_at is None and not outstanding and now - last_ping >= ping_every:
+                paho_client._send_pingreq()  # on the loop thread that drives paho
+                sent_at = last_ping = now
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
         try:

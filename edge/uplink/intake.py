@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from edge.bus import Bus, DropPolicy
-from edge.clock import Clock
+from edge.clock import Clock, SteadyWall
 from edge.config_uplink import CLASSES, UplinkConfig
 from edge.events import Envelope, Occupancy, SafetyEvent, Severity
 from edge.store import Store
@@ -50,6 +50,7 @@ class UplinkIntake:
         # Counts change often and the latest one matters most: drop the oldest if we lag.
         self._sub = bus.subscribe("uplink-intake", (Occupancy,), maxsize=10000, policy=DropPolicy.DROP_OLDEST)
         self._events_full = False
+        self._steady = SteadyWall(clock)  # TTLs are measured on it, not on a clock that may jump
 
     async def run(self, ready: Callable[[], None]) -> None:
         """Follow the bus and the clock until cancelled."""
@@ -70,7 +71,7 @@ class UplinkIntake:
                 next_telemetry = self._next_boundary(interval)
             if mono >= next_expire:
                 next_expire = mono + EXPIRE_S
-                expired = await self._store.outbox_expire(self._clock.now())
+                expired = await self._store.outbox_expire(self._steady.now())
                 if any(expired.values()):
                     log.info("uplink: expired undelivered messages: %s", expired)
             if mono >= next_stats:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.bus import Bus, DropPolicy
-from edge.clock import Clock
+from edge.clock import Clock, SteadyWall
 from edge.config_uplink import CLASSES, UplinkConfig
 from edge.errors import MqttUnavailable
 from edge.events import Envelope
@@ -64,6 +64,7 @@ class UplinkSender:
         self._link = link
         self._clock = clock
         self.metrics = metrics
+        self._steady = SteadyWall(clock)  # message expiry from the outbox TTL, immune to clock steps
         self._bucket = ReplayBucket(config.replay_rate, max(1.0, float(config.inflight)))
         # Safety events wake the sender at once; other classes are picked up by the idle poll.
         self._wake = bus.subscribe("uplink-sender", (Envelope,), maxsize=1000, policy=DropPolicy.DROP_OLDEST)
@@ -96,14 +97,15 @@ class UplinkSender:
         since = self._link.connected_since
         if since is None:
             return 0
-        now = self._clock.now()
         limit = self.config.inflight
         for msg_class in CLASSES:
-            rows = await self._store.outbox_pending(msg_class, limit, now=now, created_from=since)
+            rows = await self._store.outbox_pending(msg_class, limit, now=self._steady.now(),
+                                                    created_from=since)
             if rows:
                 return await self._send(rows, historical=False)
         for msg_class in CLASSES:
-            rows = await self._store.outbox_pending(msg_class, limit, now=now, created_before=since)
+            rows = await self._store.outbox_pending(msg_class, limit, now=self._steady.now(),
+                                                    created_before=since)
             if not rows:
                 continue
             granted = self._bucket.take(len(rows), time.monotonic())
@@ -115,11 +117,12 @@ class UplinkSender:
 
     async def _send(self, rows: list[OutboxRow], historical: bool) -> int:
         now = self._clock.now()
+        steady = self._steady.now()
         messages: list[Outgoing] = []
         for row in rows:
             body = json.loads(row.payload)
             message = contract.finish(body, row.topic, self.site_id, self.gateway_id, now, historical)
-            expiry = row.expires_at - now if row.expires_at is not None else None
+            expiry = row.expires_at - steady if row.expires_at is not None else None
             if expiry is not None and expiry <= 0:
                 expiry = 1.0  # about to expire: the broker may still hand it on
             messages.append((self.topics.of(row.topic), contract.dumps(message).encode(), expiry))
