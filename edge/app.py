@@ -174,7 +174,8 @@ class Gateway:
                                      snapshots=self.snapshots, clock=self.clock,
                                      secure_cookies=cfg.console.secure_cookies or cfg.console.tls, config=cfg,
                                      commands=self.commands,
-                                     cameras={c.camera.id: c for c in self.cameras}, rooms=self.rooms)
+                                     cameras={c.camera.id: c for c in self.cameras}, rooms=self.rooms,
+                                     uplink=self.uplink.metrics if self.uplink else None)
             self.console = ConsoleServer(console_app, cfg.console.host, cfg.console.port,
                                          tls_cert_file=cfg.console.tls_cert_file,
                                          tls_key_file=cfg.console.tls_key_file)

@@ -24,6 +24,7 @@ from edge.console import (
     routes_rooms,
     routes_setup,
     routes_static,
+    routes_status,
     sse,
 )
 from edge.console.context import ConsoleContext
@@ -31,6 +32,7 @@ from edge.console.sessions import SessionTable
 from edge.rooms_view import RoomsView
 from edge.sources.cameras import CameraService
 from edge.store import Store
+from edge.uplink.metrics import UplinkMetrics
 from edge.users import LoginThrottle
 from edge.vision.snapshots import SnapshotStore
 
@@ -114,7 +116,7 @@ def create_app(
     secure_cookies: bool = False, throttle: LoginThrottle | None = None,
     hasher: PasswordHasher | None = None, config: EdgeConfig | None = None,
     commands: CommandService | None = None, cameras: Mapping[str, CameraService] | None = None,
-    rooms: RoomsView | None = None,
+    rooms: RoomsView | None = None, uplink: UplinkMetrics | None = None,
 ) -> FastAPI:
     """Build the console app; throttle and hasher are seams for tests."""
     # No interactive docs and no public schema: the OpenAPI document is served to signed-in
@@ -125,10 +127,10 @@ def create_app(
         store=store, alerts=alerts, bus=bus, snapshots=snapshots, clock=clock,
         sessions=SessionTable(clock), secure_cookies=secure_cookies,
         throttle=throttle or LoginThrottle(), hasher=hasher, config=config, commands=commands,
-        cameras=dict(cameras or {}), rooms=rooms,
+        cameras=dict(cameras or {}), rooms=rooms, uplink=uplink,
     )
     for module in (routes_auth, routes_setup, routes_alerts, routes_rooms, routes_devices, routes_audit,
-                   sse, routes_openapi, routes_static):
+                   routes_status, sse, routes_openapi, routes_static):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)

@@ -18,6 +18,7 @@ from edge.console.setup_token import SetupToken
 from edge.rooms_view import RoomsView
 from edge.sources.cameras import CameraService
 from edge.store import Store
+from edge.uplink.metrics import UplinkMetrics
 from edge.users import LoginThrottle
 from edge.vision.snapshots import SnapshotStore
 
@@ -40,6 +41,7 @@ class ConsoleContext:
     config: EdgeConfig | None = None  # rooms, devices and cameras as configured
     commands: CommandService | None = None  # device control; None: read-only console
     cameras: Mapping[str, CameraService] = field(default_factory=dict)  # running cameras by id
+    uplink: UplinkMetrics | None = None  # None: no uplink configured
     rooms: RoomsView | None = None  # live rooms and cameras overview; None: those routes answer 503
     setup: SetupToken = field(default_factory=SetupToken)  # first-admin token (routes_setup)
 

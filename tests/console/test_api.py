@@ -219,3 +219,21 @@ async def test_an_oversized_body_is_refused_with_413_before_any_route_reads_it(t
         response = await client.post("/api/login", json={"username": "sam", "password": "wrong password"})
         assert response.status_code == 401
         assert [r["action"] for r in console.audit()].count("console.login_failed") == 1
+
+
+async def test_the_uplink_status_says_whether_the_platform_is_reachable_and_what_waits(
+        tmp_path: Path) -> None:
+    from edge.uplink.metrics import UplinkMetrics
+
+    backlog = {"classes": {"event": {"count": 3}, "telemetry": {"count": 4}}}
+    metrics = UplinkMetrics(connected=True, outbox=backlog)
+    metrics.record_delivery("event", 5, historical=True, now=1234.5)
+    async with running_console(tmp_path, uplink=metrics) as console, console.client() as client:
+        await login(client, "vera")
+        body = (await client.get("/api/uplink")).json()
+    assert body["configured"] and body["connected"] and body["backlog"] == 7
+    assert body["delivered"] == {"event": 5} and body["replayed"] == 5 and body["last_puback_at"] == 1234.5
+    (tmp_path / "none").mkdir()
+    async with running_console(tmp_path / "none") as console, console.client() as client:
+        await login(client, "vera")
+        assert (await client.get("/api/uplink")).json() == {"configured": False}

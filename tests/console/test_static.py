@@ -107,5 +107,5 @@ def test_every_asset_exists_and_the_script_finds_its_elements() -> None:
     assert ".innerHTML" not in script  # alert text from sensors is untrusted: textContent only
     for needle in ("/api/login", "/api/me", "/api/stream", "/api/alerts", "/api/logout", "X-CSRF-Token",
                    "EventSource", "AudioContext", "/api/setup", "/api/rooms", "/api/cameras", "/api/devices",
-                   "/api/audit", "/history"):
+                   "/api/audit", "/history", "/api/uplink"):
         assert needle in script, needle

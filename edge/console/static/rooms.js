@@ -106,8 +106,22 @@
     if (!items.length) { list.appendChild(el("li", "empty", emptyText)); }
   }
 
+  function showUplink() {
+    var node = $("uplink");
+    C.api("GET", "/api/uplink").then(function (up) {
+      if (!up || !up.configured) { node.hidden = true; return; }
+      var waiting = typeof up.backlog === "number" ? up.backlog : 0;
+      node.className = "uplink " + (up.connected ? "result-ok" : "result-bad");
+      node.textContent = "Campus platform: " + (up.connected ? "connected" : "NOT connected") +
+        " \u00b7 " + waiting + " message" + (waiting === 1 ? "" : "s") + " waiting on this gateway" +
+        (up.last_puback_at ? " \u00b7 last delivery " + C.formatTime(up.last_puback_at) : "");
+      node.hidden = false;
+    }).catch(function () { node.hidden = true; });
+  }
+
   polled("rooms", "/api/rooms", ROOMS_EVERY_MS, function (rooms) {
     renderList("rooms", rooms, renderRoom, "No rooms are configured on this gateway.");
+    showUplink();
   });
   polled("cameras", "/api/cameras", CAMERAS_EVERY_MS, function (cameras) {
     renderList("cameras", cameras, renderCamera, "No cameras are configured on this gateway.");
