@@ -129,7 +129,7 @@ def run_demo(duration: float | None, data_dir: Path | None, errors: ErrorCounter
         base = base.model_copy(update={"console": base.console.model_copy(update={"port": http_port})})
         if uplink:
             base = EdgeConfig.model_validate({**base.model_dump(), "uplink": {
-                "url": uplink, "keepalive_s": 10, "reconnect_max_s": 5.0, "telemetry_interval_s": 10.0}})
+                "url": uplink, "keepalive_s": 10, "reconnect_max_s": 5.0, "telemetry_interval_s": 5.0}})
         async with simulated_classroom(base) as config:
             gateways.append(Gateway(config))
             return await gateways[0].run(stop_after=duration, on_ready=on_ready)
