@@ -96,3 +96,29 @@ async def test_a_central_broker_unreachable_at_start_gets_the_whole_backlog_in_o
     finally:
         await proxy.stop()
         central.stop()
+
+
+async def test_a_live_event_overtakes_a_rate_limited_backlog(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    central = start_mosquitto(tmp_path / "central")
+    proxy = TcpProxy()
+    port = free_port()
+    config = uplink_config(tmp_path, mosquitto, f"mqtt://127.0.0.1:{port}", replay_rate=200, inflight=50)
+    try:
+        async with watching(central, f"{BASE}/event") as watcher, running_gateway(config) as gateway:
+            backlog = [await gateway.record_event(panic(n)) for n in range(600)]  # 3 s of replay
+            await proxy.start("127.0.0.1", central.host, central.port, listen_port=port)
+            assert gateway.uplink is not None
+            async with asyncio.timeout(10):
+                while not gateway.uplink.metrics.replayed:
+                    await asyncio.sleep(0.02)
+            live = await gateway.record_event(panic(9999))
+            got = await watcher.wait_json(f"{BASE}/event", lambda b: b["event_id"] == live.event.event_id)
+            replayed_before_live = len([b for b in watcher.json_on(f"{BASE}/event") if b["historical"]])
+            async with asyncio.timeout(30):
+                while len([b for b in watcher.json_on(f"{BASE}/event") if b["historical"]]) < len(backlog):
+                    await asyncio.sleep(0.1)
+        assert got["historical"] is False
+        assert replayed_before_live < len(backlog)  # it did not wait for the backlog to drain
+    finally:
+        await proxy.stop()
+        central.stop()
