@@ -178,6 +178,9 @@ class StoreConfig(StrictModel):
         1.0, gt=0, le=60,
         description="Longest time a reading waits in memory before it is committed.",
     )
+    min_free_mb: float = Field(
+        200.0, ge=0, description="Below this much free disk the uplink stops queueing telemetry and "
+                                 "occupancy (safety events are always kept).")
 
 
 class ConsoleConfig(StrictModel):

@@ -124,7 +124,8 @@ def build_uplink(config: EdgeConfig, store: Store, bus: Bus, clock: Clock, recor
         options=LinkOptions(protocol=5 if cfg.protocol == "5" else 4, max_inflight=cfg.inflight,
                             dead_after_keepalives=DEAD_AFTER_KEEPALIVES))
     metrics = UplinkMetrics()
-    intake = UplinkIntake(cfg, store, bus, clock, metrics, record_event)
+    intake = UplinkIntake(cfg, store, bus, clock, metrics, record_event, data_dir=config.data_dir,
+                          min_free_mb=config.store.min_free_mb)
     sender = UplinkSender(cfg, config.site_id, config.gateway_id, store, bus, link, clock, metrics)
     if cfg.commands.enabled:
         assert platform_key is not None, "the gateway loads the key when commands are enabled"

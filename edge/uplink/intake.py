@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import math
+import shutil
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from edge.bus import Bus, DropPolicy
 from edge.clock import Clock, SteadyWall
@@ -41,8 +43,12 @@ class UplinkIntake:
     name = "uplink-intake"
 
     def __init__(self, config: UplinkConfig, store: Store, bus: Bus, clock: Clock,
-                 metrics: UplinkMetrics, record_event: RecordEvent) -> None:
+                 metrics: UplinkMetrics, record_event: RecordEvent, data_dir: Path | None = None,
+                 min_free_mb: float = 0.0, free_bytes: Callable[[Path], int] | None = None) -> None:
         self.config = config
+        self._data_dir = data_dir
+        self._min_free = int(min_free_mb * 1024 * 1024)
+        self._free_bytes = free_bytes or (lambda path: shutil.disk_usage(path).free)  # a seam for tests
         self._store = store
         self._clock = clock
         self.metrics = metrics
@@ -78,9 +84,16 @@ class UplinkIntake:
                 next_stats = mono + STATS_S
                 await self._refresh()
 
+    def _drop_for_disk(self, msg_class: str, count: int) -> None:
+        drops = self.metrics.dropped_disk
+        drops[msg_class] = drops.get(msg_class, 0) + count
+
     async def _aggregate(self, interval: float) -> None:
         # Each call covers a bounded stretch (the store thread stays responsive); after an
-        # outage it takes several calls to catch up.
+        # outage it takes several calls to catch up. On a nearly full disk the readings stay
+        # in their table (issue: retention) and are aggregated once there is room again.
+        if self.metrics.disk_low:
+            return
         while True:
             added = await self._store.telemetry_aggregate(interval, self._clock.now() - LATE_READINGS_S)
             if not added:
@@ -99,12 +112,30 @@ class UplinkIntake:
             if isinstance(event, Occupancy):
                 bodies.append(contract.dumps(contract.occupancy_body(
                     event.room_id, event.count, event.ts, event.camera_id, event.zone_id)))
-        if bodies:
+        if bodies and self.metrics.disk_low:
+            self._drop_for_disk("occupancy", len(bodies))
+        elif bodies:
             dropped = await self._store.outbox_add("occupancy", bodies, self._clock.now())
             if dropped:
                 log.warning("uplink: occupancy outbox full; %d oldest dropped", dropped)
 
+    async def _check_disk(self) -> None:
+        if self._data_dir is None or not self._min_free:
+            return
+        try:
+            free = await asyncio.to_thread(self._free_bytes, self._data_dir)
+        except OSError as err:
+            log.warning("uplink: cannot read free disk space of %s: %s", self._data_dir, err)
+            return
+        low = free < self._min_free
+        if low != self.metrics.disk_low:
+            self.metrics.disk_low = low
+            log.log(logging.ERROR if low else logging.WARNING,
+                    "uplink: %d MB free on %s: %s", free // (1024 * 1024), self._data_dir,
+                    "only safety events are queued now" if low else "queueing everything again")
+
     async def _refresh(self) -> None:
+        await self._check_disk()
         stats = await self._store.outbox_stats(self._clock.now())
         self.metrics.outbox = stats
         full = bool(stats.get("classes", {}).get("event", {}).get("over_cap"))

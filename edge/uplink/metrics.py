@@ -19,6 +19,8 @@ class UplinkMetrics:
     last_puback_at: float | None = None  # wall clock
     connected: bool = False
     outbox: dict[str, Any] = field(default_factory=dict)  # the store's outbox_stats(), refreshed
+    disk_low: bool = False  # free space under store.min_free_mb: only safety events are queued
+    dropped_disk: dict[str, int] = field(default_factory=dict)  # per class, while disk_low
     _recent: deque[tuple[float, int]] = field(default_factory=deque)
 
     def record_delivery(self, msg_class: str, count: int, historical: bool, now: float) -> None:
@@ -49,4 +51,5 @@ class UplinkMetrics:
         """A JSON-ready picture."""
         return {"connected": self.connected, "delivered": dict(self.delivered), "replayed": self.replayed,
                 "delivered_per_s": round(self.delivered_per_s, 1), "last_puback_at": self.last_puback_at,
-                "backlog": self.backlog, "outbox": self.outbox}
+                "backlog": self.backlog, "outbox": self.outbox, "disk_low": self.disk_low,
+                "dropped_disk": dict(self.dropped_disk)}

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edge.bus import Bus
 from edge.clock import ManualClock
 from edge.config_uplink import UplinkConfig
-from edge.events import Envelope, SafetyEvent
+from edge.events import Envelope, Occupancy, SafetyEvent
 from edge.store import Store
 from edge.uplink.intake import UplinkIntake
 from edge.uplink.metrics import UplinkMetrics
@@ -144,3 +144,35 @@ def test_the_uplink_config_checks_its_url_and_tls_files() -> None:
         UplinkConfig.model_validate({"url": "mqtts://central", "tls_cert_file": "/x.pem"})
     v6 = UplinkConfig.model_validate({"url": "mqtts://[2001:db8::1]:8884"})
     assert v6.broker_address() == ("2001:db8::1", 8884, True)
+
+
+async def test_on_a_nearly_full_disk_only_safety_events_are_queued(tmp_path: Path) -> None:
+    clock = ManualClock(time.time())
+    store = await Store.open(tmp_path, clock)
+    bus = Bus()
+    free = {"bytes": 10 * 1024 * 1024}  # 10 MB free: under the 200 MB guard
+
+    async def record(event: SafetyEvent) -> Envelope:
+        return await store.add_event(event)
+
+    metrics = UplinkMetrics()
+    intake = UplinkIntake(UplinkConfig.model_validate({"url": "mqtt://127.0.0.1:1"}), store, bus, clock,
+                          metrics, record, data_dir=tmp_path, min_free_mb=200,
+                          free_bytes=lambda _: free["bytes"])
+    task = asyncio.create_task(intake.run(lambda: None))
+    try:
+        async with asyncio.timeout(5):
+            while not metrics.disk_low:
+                await asyncio.sleep(0.02)
+        bus.publish(Occupancy("r1", 2, clock.now(), camera_id="cam1"))
+        await record(panic(1))
+        async with asyncio.timeout(5):
+            while not metrics.dropped_disk:
+                await asyncio.sleep(0.02)
+        stats = await store.outbox_stats(clock.now())
+        assert stats["classes"]["event"]["count"] == 1  # kept
+        assert stats["classes"]["occupancy"]["count"] == 0 and metrics.dropped_disk == {"occupancy": 1}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
