@@ -20,6 +20,7 @@ class DropPolicy(StrEnum):
 
     DROP_OLDEST = "drop_oldest"  # keep the newest (live views, frames)
     DROP_NEWEST = "drop_newest"  # keep what was queued first (ordered consumers)
+    SIGNAL = "signal"  # a wake-up: only that something arrived matters; one is kept, none logged
 
 
 @dataclass
@@ -59,6 +60,9 @@ class Subscription:
     def _offer(self, event: Any) -> None:
         if self.keep and isinstance(event, self.keep):
             self._kept.append(event)
+        elif self.policy is DropPolicy.SIGNAL:
+            if not self._queue:
+                self._queue.append(event)
         elif len(self._queue) < self._maxsize:
             self._queue.append(event)
         else:

@@ -100,3 +100,12 @@ async def test_a_late_subscriber_gets_events_of_types_already_routed() -> None:
     bus.publish(reading(3))
     assert [int(e.value) for e in early.take()] == [1, 2, 3]
     assert [int(e.value) for e in late.take()] == [2]
+
+
+async def test_a_signal_subscriber_keeps_one_wake_up_and_counts_no_drops() -> None:
+    bus = Bus()
+    sub = bus.subscribe("waker", (Reading,), maxsize=1, policy=DropPolicy.SIGNAL)
+    for i in range(100):
+        bus.publish(reading(i))
+    await sub.wait()
+    assert len(sub.take()) == 1 and sub.stats.dropped == 0

@@ -67,7 +67,7 @@ class UplinkSender:
         self._steady = SteadyWall(clock)  # message expiry from the outbox TTL, immune to clock steps
         self._bucket = ReplayBucket(config.replay_rate, max(1.0, float(config.inflight)))
         # Safety events wake the sender at once; other classes are picked up by the idle poll.
-        self._wake = bus.subscribe("uplink-sender", (Envelope,), maxsize=1000, policy=DropPolicy.DROP_OLDEST)
+        self._wake = bus.subscribe("uplink-sender", (Envelope,), maxsize=1, policy=DropPolicy.SIGNAL)
 
     async def run(self, ready: Callable[[], None]) -> None:
         """Send until cancelled; a lost connection only pauses it (the rows stay in the outbox)."""
