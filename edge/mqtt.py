@@ -10,7 +10,6 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -101,6 +100,42 @@ def _expiry(seconds: float | None) -> Properties | None:
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     props.MessageExpiryInterval = max(1, int(seconds))
     return props
+
+
+class _AckCounter:
+    """Stands in for aiomqtt's per-publish event: aiomqtt's on_publish calls set() per PUBACK."""
+
+    __slots__ = ("done", "left")
+
+    def __init__(self, count: int) -> None:
+        self.left = count
+        self.done = asyncio.Event()
+
+    def set(self) -> None:
+        """One more message acknowledged."""
+        self.left -= 1
+        if self.left <= 0:
+            self.done.set()
+
+
+def _queue_confirmed(client: aiomqtt.Client, messages: Sequence[Outgoing], acks: _AckCounter,
+                     v5: bool) -> None:
+    """Hand QoS 1 messages to paho in order, each PUBACK counted by acks.
+
+    aiomqtt's own publish() costs a task, a timer and an event per message, most of the
+    uplink's CPU in a backlog drain; paho underneath does the protocol work anyway, and
+    aiomqtt's on_publish callback sets whatever waits under the message id.
+    """
+    paho_client = client._client
+    pending = client._pending_publishes
+    for topic, payload, expiry in messages:
+        info = paho_client.publish(topic, payload, 1, False, _expiry(expiry) if v5 else None)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "could not publish message")
+        if info.is_published():
+            acks.set()
+        else:
+            pending[info.mid] = acks  # type: ignore[assignment]  # duck-typed: only set() is called
 
 
 def _queue(paho_client: paho.Client, messages: Sequence[tuple[str, bytes]], qos: int) -> None:
@@ -233,30 +268,33 @@ class MqttLink:
     async def publish_confirmed(self, messages: Sequence[Outgoing], ack_timeout_s: float) -> None:
         """Publish at QoS 1 and return once the broker acknowledged every one (PUBACK).
 
-        Up to options.max_inflight travel at once. Raises MqttUnavailable when not connected,
-        when the session ends or when the acknowledgements take longer than ack_timeout_s: then
-        none of them counts as delivered (the caller sends them again: at-least-once).
+        Up to options.max_inflight travel at once (paho queues the rest in order). Raises
+        MqttUnavailable when not connected, when the session ends or when the
+        acknowledgements take longer than ack_timeout_s: then none of them counts as
+        delivered (the caller sends them again: at-least-once).
         """
         client = self._client
         if client is None:
             raise MqttUnavailable(self.broker or self.name)
-        v5 = self.options.protocol == 5
+        if not messages:
+            return
+        acks = _AckCounter(len(messages))
         over = self._session_over
-        sent: asyncio.Future[list[None]] = asyncio.ensure_future(asyncio.gather(*(
-            client.publish(topic, payload, qos=1, properties=_expiry(expiry) if v5 else None,
-                           timeout=ack_timeout_s)
-            for topic, payload, expiry in messages)))
+        try:
+            _queue_confirmed(client, messages, acks, v5=self.options.protocol == 5)
+        except aiomqtt.MqttError as err:
+            self.stats.publish_failed += len(messages)
+            raise MqttUnavailable(self.broker) from err
+        all_acked: asyncio.Future[bool] = asyncio.ensure_future(acks.done.wait())
         ended: asyncio.Future[bool] = asyncio.ensure_future(over.wait())
         try:
-            # aiomqtt leaves a publish waiting for its PUBACK after the connection is gone;
-            # the end of the session is the answer: those messages go again next session.
-            waiting: set[asyncio.Future[Any]] = {sent, ended}
+            # The end of the session is an answer too: unacknowledged messages go again then.
+            waiting: set[asyncio.Future[bool]] = {all_acked, ended}
             await asyncio.wait(waiting, timeout=ack_timeout_s, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            all_acked.cancel()
             ended.cancel()
-        if not sent.done() or sent.cancelled() or sent.exception() is not None:
-            sent.cancel()
-            await asyncio.gather(sent, return_exceptions=True)
+        if not acks.done.is_set():
             self.stats.publish_failed += len(messages)
             raise MqttUnavailable(self.broker or self.name)
         self.stats.published += len(messages)

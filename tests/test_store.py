@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from edge.clock import ManualClock
 from edge.errors import DataDirUnusable, SchemaTooNew, StoreError
-from edge.events import Reading, SafetyEvent, Severity
+from edge.events import Envelope, Reading, SafetyEvent, Severity
 from edge.store import DB_FILENAME, LATEST_VERSION, Store, prepare_data_dir
 
 
@@ -174,3 +175,22 @@ async def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) ->
     (tmp_path / DB_FILENAME).write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="cannot open"):
         await Store.open(tmp_path)
+
+
+async def test_events_handed_in_together_share_commits_keep_their_order_and_a_bad_one_fails_alone(
+        tmp_path: Path) -> None:
+    store = await Store.open(tmp_path)
+    try:
+        events = [SafetyEvent("panic_button", Severity.CRITICAL, float(i), "device:n1", "r1", {"i": i})
+                  for i in range(200)]
+        bad = SafetyEvent("panic_button", Severity.CRITICAL, 0.0, "device:n1", "r1", {"x": object()})
+        results = await asyncio.gather(*(store.add_event(e) for e in events[:100]), store.add_event(bad),
+                                       *(store.add_event(e) for e in events[100:]), return_exceptions=True)
+        assert isinstance(results[100], TypeError)  # only the event that cannot be stored
+        envelopes = [r for r in results if isinstance(r, Envelope)]
+        assert [e.event.data["i"] for e in envelopes] == list(range(200))  # handed-in order
+        assert [e.seq for e in envelopes] == list(range(1, 201))  # no gap, none reused
+        stats = await store.stats()
+        assert stats["events"] == 200 and stats["last_seq"] == 200
+    finally:
+        await store.close()

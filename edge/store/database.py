@@ -106,28 +106,36 @@ class Database:
 
     def add_event(self, event: SafetyEvent, stored_at: float) -> Envelope:
         """Give an event the next seq, store it and queue it in the outbox, atomically."""
+        return self.add_events([event], stored_at)[0]
+
+    def add_events(self, events: list[SafetyEvent], stored_at: float) -> list[Envelope]:
+        """Store events in one transaction (one fsync for all: group commit), seqs in list order."""
         with self.db.atomic():
-            seq = int(
-                self.db.execute(
-                    "UPDATE counters SET value = value + 1 WHERE name = 'event_seq' "
-                    "RETURNING value"
-                ).fetchone()[0]
-            )
-            record = event_record(event, seq)
-            data = json.dumps(event.data, sort_keys=True, separators=(",", ":"))
+            return [self._insert_event(event, stored_at) for event in events]
+
+    def _insert_event(self, event: SafetyEvent, stored_at: float) -> Envelope:
+        # Runs inside the caller's transaction: the seq, the event and its outbox row commit together.
+        seq = int(
             self.db.execute(
-                "INSERT INTO events (seq, event_id, type, severity, room_id, source, "
-                "occurred_at, stored_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [seq, event.event_id, event.type, str(event.severity), event.room_id,
-                 event.source, event.occurred_at, stored_at, data],
-            )
-            payload = json.dumps(record, sort_keys=True, separators=(",", ":"))
-            self.db.execute(
-                "INSERT INTO outbox (msg_class, seq, topic, payload, bytes, created_at) "
-                "VALUES ('event', ?, 'event', ?, ?, ?)",
-                [seq, payload, len(payload.encode()), stored_at],
-            )
-            outbox.count_rows(self.db.conn, "event", 1, len(payload.encode()))
+                "UPDATE counters SET value = value + 1 WHERE name = 'event_seq' "
+                "RETURNING value"
+            ).fetchone()[0]
+        )
+        record = event_record(event, seq)
+        data = json.dumps(event.data, sort_keys=True, separators=(",", ":"))
+        self.db.execute(
+            "INSERT INTO events (seq, event_id, type, severity, room_id, source, "
+            "occurred_at, stored_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [seq, event.event_id, event.type, str(event.severity), event.room_id,
+             event.source, event.occurred_at, stored_at, data],
+        )
+        payload = json.dumps(record, sort_keys=True, separators=(",", ":"))
+        self.db.execute(
+            "INSERT INTO outbox (msg_class, seq, topic, payload, bytes, created_at) "
+            "VALUES ('event', ?, 'event', ?, ?, ?)",
+            [seq, payload, len(payload.encode()), stored_at],
+        )
+        outbox.count_rows(self.db.conn, "event", 1, len(payload.encode()))
         return Envelope(event=event, seq=seq, stored_at=stored_at)
 
     def events_of_type(self, event_type: str, limit: int) -> list[SafetyEvent]:

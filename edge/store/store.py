@@ -23,6 +23,9 @@ T = TypeVar("T")
 DB_FILENAME = "edge.db"
 
 
+EVENT_BATCH_MAX = 500  # events per group commit at most
+
+
 class Store:
     """The gateway database; the only way any service reaches SQLite."""
 
@@ -33,6 +36,8 @@ class Store:
         self._closed = False
         self.path = database.path
         self.readings_dropped = 0  # not finite (NaN, inf): never stored
+        self._events_waiting: list[tuple[SafetyEvent, asyncio.Future[Envelope]]] = []
+        self._committer: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(
@@ -73,8 +78,39 @@ class Store:
             self.readings_dropped += await self._call(self._db.add_readings, readings)
 
     async def add_event(self, event: SafetyEvent) -> Envelope:
-        """Persist a safety event (and its outbox row) durably; return it with its seq."""
-        return await self._call(self._db.add_event, event, self._clock.now())
+        """Persist a safety event (and its outbox row) durably; return it with its seq.
+
+        Group commit: events handed in while a commit is under way wait for the next one and
+        share its fsync, so a burst costs one disk flush per batch, not per event. Each caller
+        still returns only after its own event is durable.
+        """
+        future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
+        self._events_waiting.append((event, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.ensure_future(self._commit_events())
+        return await asyncio.shield(future)
+
+    async def _commit_events(self) -> None:
+        while self._events_waiting:
+            batch, self._events_waiting = self._events_waiting[:EVENT_BATCH_MAX], \
+                self._events_waiting[EVENT_BATCH_MAX:]
+            try:
+                envelopes = await self._call(self._db.add_events, [e for e, _ in batch], self._clock.now())
+            except (StoreError, TypeError, ValueError) as err:
+                if len(batch) == 1:
+                    _settle(batch[0][1], error=err)
+                    continue
+                # One bad event (data that is not JSON, say) must not fail its neighbours:
+                # commit them one by one, so only the bad one gets the error.
+                self._events_waiting[:0] = [(e, f) for e, f in batch[1:]]
+                batch = batch[:1]
+                try:
+                    envelopes = await self._call(self._db.add_events, [batch[0][0]], self._clock.now())
+                except (StoreError, TypeError, ValueError) as single:
+                    _settle(batch[0][1], error=single)
+                    continue
+            for (_, future), envelope in zip(batch, envelopes, strict=True):
+                _settle(future, envelope)
 
     async def events_of_type(self, event_type: str, limit: int = 5000) -> list[SafetyEvent]:
         """The newest stored events of one type, oldest first."""
@@ -150,6 +186,8 @@ class Store:
         """Finish queued writes, checkpoint and close; safe to call twice."""
         if self._closed:
             return
+        if self._committer is not None:
+            await asyncio.gather(self._committer, return_exceptions=True)  # events handed in are kept
         await self._call(self._db.close)
         self._closed = True
         self._executor.shutdown(wait=True)
@@ -200,3 +238,15 @@ class Store:
                                   site_rooms: Mapping[str, str | None] | None = None) -> int:
         """Queue telemetry for every complete interval ending <= until; return how many messages."""
         return await self._call(self._db.telemetry_aggregate, interval_s, until, site_rooms)
+
+
+def _settle(future: asyncio.Future[Envelope], result: Envelope | None = None,
+            error: BaseException | None = None) -> None:
+    """Hand a waiting add_event its envelope or its error (unless it gave up waiting)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert result is not None
+        future.set_result(result)

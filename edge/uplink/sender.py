@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -120,12 +119,12 @@ class UplinkSender:
         steady = self._steady.now()
         messages: list[Outgoing] = []
         for row in rows:
-            body = json.loads(row.payload)
-            message = contract.finish(body, row.topic, self.site_id, self.gateway_id, now, historical)
+            text = contract.finish_text(row.payload, row.topic, self.site_id, self.gateway_id, now,
+                                        historical)
             expiry = row.expires_at - steady if row.expires_at is not None else None
             if expiry is not None and expiry <= 0:
                 expiry = 1.0  # about to expire: the broker may still hand it on
-            messages.append((self.topics.of(row.topic), contract.dumps(message).encode(), expiry))
+            messages.append((self.topics.of(row.topic), text.encode(), expiry))
         await self._link.publish_confirmed(messages, ACK_TIMEOUT_S)
         # Acknowledged by the broker: only now may the rows go (a crash before this line
         # sends them again: at-least-once, deduplicated on event_id / message_id upstream).

@@ -212,3 +212,18 @@ def test_every_schema_file_is_documented() -> None:
     files = sorted(p.name for p in SCHEMA_DIR.glob("*.schema.json"))
     assert files == sorted(f"{kind}.schema.json" for kind in KINDS)
     assert all(f"(schemas/{name})" in text for name in files)
+
+
+def test_finishing_the_stored_text_equals_finishing_the_parsed_body() -> None:
+    from edge.uplink.contract import finish, finish_text, occupancy_body
+
+    stored_event = json.dumps({"event_id": "3f1e1c1a-8a9f-4b58-9a0e-2b7c8d0c1f00", "seq": 7,
+                               "type": "panic_button", "severity": "critical", "room_id": "r1",
+                               "source": "device:n1", "occurred_at": 1.5, "data": {"device_id": "n1"}},
+                              separators=(",", ":"))
+    stored_occupancy = json.dumps(occupancy_body("r1", 3, 2.0, "cam1", None))
+    tricky = json.dumps({**json.loads(stored_event), "data": {"site_id": "nested"}})  # the slow path
+    for kind, stored in (("event", stored_event), ("occupancy", stored_occupancy), ("event", tricky)):
+        fast = json.loads(finish_text(stored, kind, "s", "g", 9.0, True))
+        assert fast == finish(json.loads(stored), kind, "s", "g", 9.0, True)
+        validate(kind, fast)

@@ -176,3 +176,27 @@ async def test_on_a_nearly_full_disk_only_safety_events_are_queued(tmp_path: Pat
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await store.close()
+
+
+async def test_under_mqtt_5_telemetry_carries_its_remaining_ttl_as_message_expiry(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    import aiomqtt
+
+    central = start_mosquitto(tmp_path / "central")
+    seen: dict[str, object] = {}
+    try:
+        async with aiomqtt.Client(central.host, central.port, protocol=aiomqtt.ProtocolVersion.V5) as client:
+            await client.subscribe(f"{BASE}/#", qos=1)
+            async with running_gateway(uplink_config(tmp_path, mosquitto, central.url)) as gateway:
+                await gateway.record_event(panic(1))
+                async with asyncio.timeout(15):
+                    async for message in client.messages:
+                        kind = message.topic.value.removeprefix(BASE + "/")
+                        props = message.properties
+                        seen.setdefault(kind, getattr(props, "MessageExpiryInterval", None))
+                        if "telemetry" in seen and "event" in seen:
+                            break
+    finally:
+        central.stop()
+    assert isinstance(seen["telemetry"], int) and 0 < seen["telemetry"] <= 3 * 86400
+    assert seen["event"] is None  # safety events never expire
