@@ -1,4 +1,4 @@
-"""The MQTT link: the only module that uses the MQTT client library."""
+"""The MQTT link: one broker connection kept up, with status, will, subscriptions and publishing."""
 
 from __future__ import annotations
 
@@ -9,168 +9,30 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import aiomqtt
-import paho.mqtt.client as paho
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from edge.backoff import Backoff
 from edge.errors import EdgeError, MqttUnavailable
+from edge.mqtt.values import (
+    BrokerEndpoint,
+    Handler,
+    LinkOptions,
+    LinkStats,
+    Outgoing,
+    StatusTopic,
+    Subscription,
+)
+from edge.mqtt.wire import (
+    AckCounter,
+    queue_confirmed,
+    queue_messages,
+    send_without_delay,
+    tls_context,
+    write_unobserved,
+)
 
-log = logging.getLogger(__name__)
-
-Handler = Callable[[str, bytes], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class BrokerEndpoint:
-    """Where and how to connect."""
-
-    host: str
-    port: int
-    use_tls: bool = False
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    username: str | None = None
-    password: str | None = None
-
-    def describe(self) -> str:
-        """Return a URL-like name for logs (never the password)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'mqtts' if self.use_tls else 'mqtt'}://{host}:{self.port}"
-
-
-@dataclass
-class LinkStats:
-    """Counters of one MQTT link."""
-
-    connects: int = 0
-    published: int = 0
-    publish_failed: int = 0
-    received: int = 0
-    rejected: int = 0
-
-
-@dataclass
-class _Subscription:
-    topic_filter: str
-    qos: int
-    handler: Handler
-
-
-@dataclass
-class StatusTopic:
-    """A retained topic that says online/offline; offline is also the will."""
-
-    topic: str
-    online: Callable[[], bytes]
-    offline: bytes
-
-
-@dataclass(frozen=True)
-class LinkOptions:
-    """Protocol details of one link; the defaults suit the local broker."""
-
-    protocol: int = 4  # 4 = MQTT 3.1.1, 5 = MQTT 5
-    max_inflight: int = 20  # QoS 1 messages awaiting PUBACK at once
-    # Declare the link dead when nothing (not even a PINGRESP) came in for this many keepalives.
-    # paho alone notices only after ~2 keepalives; the uplink promises 1.5.
-    dead_after_keepalives: float | None = None
-
-
-# One outgoing message: topic, payload, and a message expiry in seconds (MQTT 5 only).
-Outgoing = tuple[str, bytes, float | None]
-
-
-def tls_context(endpoint: BrokerEndpoint) -> ssl.SSLContext:
-    """TLS 1.2 or newer, the broker's certificate and host name checked, optional client cert."""
-    context = ssl.create_default_context(cafile=endpoint.ca_file)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if endpoint.cert_file and endpoint.key_file:
-        context.load_cert_chain(endpoint.cert_file, endpoint.key_file)
-    return context
-
-
-def _expiry(seconds: float | None) -> Properties | None:
-    if seconds is None:
-        return None
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.MessageExpiryInterval = max(1, int(seconds))
-    return props
-
-
-class _AckCounter:
-    """Stands in for aiomqtt's per-publish event: aiomqtt's on_publish calls set() per PUBACK."""
-
-    __slots__ = ("done", "left")
-
-    def __init__(self, count: int) -> None:
-        self.left = count
-        self.done = asyncio.Event()
-
-    def set(self) -> None:
-        """One more message acknowledged."""
-        self.left -= 1
-        if self.left <= 0:
-            self.done.set()
-
-
-def _queue_confirmed(client: aiomqtt.Client, messages: Sequence[Outgoing], acks: _AckCounter,
-                     v5: bool) -> None:
-    """Hand QoS 1 messages to paho in order, each PUBACK counted by acks.
-
-    aiomqtt's own publish() costs a task, a timer and an event per message, most of the
-    uplink's CPU in a backlog drain; paho underneath does the protocol work anyway, and
-    aiomqtt's on_publish callback sets whatever waits under the message id.
-    """
-    paho_client = client._client
-    pending = client._pending_publishes
-    for topic, payload, expiry in messages:
-        info = paho_client.publish(topic, payload, 1, False, _expiry(expiry) if v5 else None)
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, "could not publish message")
-        if info.is_published():
-            acks.set()
-        else:
-            pending[info.mid] = acks  # type: ignore[assignment]  # duck-typed: only set() is called
-
-
-def _queue(paho_client: paho.Client, messages: Sequence[tuple[str, bytes]], qos: int) -> None:
-    for topic, payload in messages:
-        info = paho_client.publish(topic, payload, qos)
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, "could not publish message")
-
-
-def _write_unobserved(paho_client: paho.Client, messages: Sequence[tuple[str, bytes]]) -> None:
-    """Queue QoS 0 messages and write what the socket takes now, with on_publish unset.
-
-    With a callback set, paho builds a reason code and properties for every QoS 0 message
-    it writes, which more than doubles its CPU per message; aiomqtt only needs the callback
-    for publishes it awaits, and the caller checked that none is queued (want_write() was
-    False). PUBACKs (QoS 1 confirmations) arrive on reads, which cannot happen in here.
-    """
-    on_publish = paho_client.on_publish
-    paho_client.on_publish = None
-    try:
-        _queue(paho_client, messages, 0)
-        paho_client.loop_write()
-    finally:
-        paho_client.on_publish = on_publish
-
-
-def _send_without_delay(client: aiomqtt.Client) -> None:
-    """Turn Nagle's algorithm off, as brokers do for their side.
-
-    With it on, a small packet (a safety event) waits for the ACK of the previous one
-    (say a reading), and delayed ACKs make that up to 40 ms.
-    """
-    sock = client._client.socket()
-    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+log = logging.getLogger("edge.mqtt")  # one logger for the layer (installers filter on it)
 
 
 class MqttLink:
@@ -196,7 +58,7 @@ class MqttLink:
         self._keepalive_s = keepalive_s
         self._backoff = backoff or Backoff(1.0, 30.0)
         self._on_state = on_state
-        self._subs: list[_Subscription] = []
+        self._subs: list[Subscription] = []
         self._connect_hooks: list[Callable[[], Awaitable[None]]] = []
         self._client: aiomqtt.Client | None = None
         self._session_over = asyncio.Event()  # set when the current session ends
@@ -216,7 +78,7 @@ class MqttLink:
 
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
         """Register a handler; it is (re)subscribed on every connect."""
-        self._subs.append(_Subscription(topic_filter, qos, handler))
+        self._subs.append(Subscription(topic_filter, qos, handler))
 
     async def publish(
         self, topic: str, payload: bytes, qos: int = 0, retain: bool = False
@@ -251,9 +113,9 @@ class MqttLink:
         *head, last = messages
         try:
             if qos == 0 and head and not paho_client.want_write():
-                _write_unobserved(paho_client, head)
+                write_unobserved(paho_client, head)
             else:
-                _queue(paho_client, head, qos)
+                queue_messages(paho_client, head, qos)
             # Always through aiomqtt: it also re-arms (and then clears) its socket writer.
             await client.publish(*last, qos=qos)
         except aiomqtt.MqttError as err:
@@ -278,10 +140,10 @@ class MqttLink:
             raise MqttUnavailable(self.broker or self.name)
         if not messages:
             return
-        acks = _AckCounter(len(messages))
+        acks = AckCounter(len(messages))
         over = self._session_over
         try:
-            _queue_confirmed(client, messages, acks, v5=self.options.protocol == 5)
+            queue_confirmed(client, messages, acks, v5=self.options.protocol == 5)
         except aiomqtt.MqttError as err:
             self.stats.publish_failed += len(messages)
             raise MqttUnavailable(self.broker) from err
@@ -334,7 +196,7 @@ class MqttLink:
             max_inflight_messages=self.options.max_inflight,
         )
         async with client:
-            _send_without_delay(client)
+            send_without_delay(client)
             self._client = client
             self._session_over = asyncio.Event()
             self.connected_since = time.time()
