@@ -200,3 +200,32 @@ async def test_under_mqtt_5_telemetry_carries_its_remaining_ttl_as_message_expir
         central.stop()
     assert isinstance(seen["telemetry"], int) and 0 < seen["telemetry"] <= 3 * 86400
     assert seen["event"] is None  # safety events never expire
+
+
+async def test_mutual_tls_with_a_password_and_the_host_name_checked(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    from edge.mqtt import BrokerEndpoint, tls_context
+    from tests.test_mqtt_auth_tls import password_file
+    from tests.tls_certs import make_certs
+
+    certs = make_certs(tmp_path / "pki")
+    passwd = password_file(tmp_path, "gw-test", "uplink-secret")
+    central = start_mosquitto(tmp_path / "central", extra=(
+        f"allow_anonymous false\npassword_file {passwd}\ncafile {certs.ca}\ncertfile {certs.server_cert}\n"
+        f"keyfile {certs.server_key}\nrequire_certificate true"))
+    secret = tmp_path / "uplink.pw"
+    secret.write_text("uplink-secret\n")
+    try:
+        config = uplink_config(tmp_path, mosquitto, f"mqtts://localhost:{central.port}", username="gw-test",
+                               password_file=str(secret), tls_ca_file=str(certs.ca),
+                               tls_cert_file=str(certs.client_cert), tls_key_file=str(certs.client_key))
+        async with running_gateway(config) as gateway:
+            assert gateway.uplink is not None
+            await gateway.record_event(panic(1))
+            async with asyncio.timeout(10):  # acknowledged by the broker over mutual TLS
+                while not gateway.uplink.metrics.delivered.get("event"):
+                    await asyncio.sleep(0.05)
+    finally:
+        central.stop()
+    context = tls_context(BrokerEndpoint("localhost", 8883, True, ca_file=str(certs.ca)))
+    assert context.check_hostname and context.minimum_version.name == "TLSv1_2"
