@@ -163,12 +163,21 @@ def _bridge(rig: Rig, count: int, kill: bool) -> int:
     extra = (f"persistence true\npersistence_location {persist}/\nconnection central\n"
              f"address 127.0.0.1:{central_port}\ntopic campus/# out 1\ncleansession false\n"
              "restart_timeout 1\n")
+    # The collector's subscription must exist before the bridge can reach central, or what
+    # the bridge forwards in the first moments is lost to the count, not by the bridge: a
+    # persistent session, saved by a clean stop of central, is there from its first second.
+    central_persist = rig.directory / f"central-{tag}"
+    central_persist.mkdir()
+    central_extra = f"persistence true\npersistence_location {central_persist}/\n"
+    central = start_broker(rig.directory, central_port, central_extra, name=f"central-{tag}")
+    Collector(central_port, client_id=f"collector-{tag}").stop()
+    stop(central)
     bridge = start_broker(rig.directory, port, extra, name=f"bridge-{tag}")
     _publish(port, count)
     if kill:
         stop(bridge, kill=True)
-    central = start_broker(rig.directory, central_port)
-    collector = Collector(central_port)
+    central = start_broker(rig.directory, central_port, central_extra, name=f"central-{tag}")
+    collector = Collector(central_port, client_id=f"collector-{tag}")
     if kill:
         bridge = start_broker(rig.directory, port, extra, name=f"bridge-{tag}")
     collector.settle(count, quiet_s=5.0, timeout=60.0)

@@ -192,17 +192,23 @@ class Counter:
 class Collector:
     """A paho subscriber keeping the event_id of every event message (for loss accounting)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, client_id: str | None = None) -> None:
         import paho.mqtt.client as paho
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.ids: set[str] = set()
         self.messages = 0
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"collector-{time.time_ns()}")
+        # With a client_id the session is persistent: the broker queues for it while it is away.
+        self._client = paho.Client(CallbackAPIVersion.VERSION2,
+                                   client_id=client_id or f"collector-{time.time_ns()}",
+                                   clean_session=client_id is None)
         self._client.on_message = self._on_message
+        subscribed = threading.Event()
+        self._client.on_subscribe = lambda *_: subscribed.set()
         self._client.connect("127.0.0.1", port)
         self._client.subscribe(EVENT_TOPIC, qos=1)
         self._client.loop_start()
+        subscribed.wait(5.0)  # the subscription is in place before anything is counted
 
     def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
         body = json.loads(message.payload)
