@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(serve(args.serve, args.produce, args.producers, args.profile))
     if args.quick:
         args.seconds, args.warm, args.backlog, args.default_window = 2.0, 1.0, 2000, 2.0
-        args.bridge_events, args.rss_rows, args.settle, args.rss_drain = 200, 20_000, 1.0, 2.0
+        args.bridge_events, args.rss_rows, args.settle, args.rss_drain = 200, 20_000, 1.0, 6.0
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-uplink-") as tmp:
         result = measure(args, Path(tmp))
