@@ -27,6 +27,7 @@ from typing import Any
 
 import aiomqtt
 import yaml
+from bench.uplink_rig import free_port, start_broker, stop  # scripts/ is on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = "campus/v1/soak/gw-soak"
@@ -134,8 +135,7 @@ async def drain(config: Path, broker: tuple[str, int], accepted: dict[str, int],
         except TimeoutError:
             pass
         finally:
-            child.terminate()
-            child.wait(timeout=10)
+            stop(child)
     return received
 
 
@@ -143,26 +143,6 @@ async def _nothing() -> Any:
     """An empty async iterator."""
     return
     yield
-
-
-def start_broker(directory: Path, port: int) -> subprocess.Popen[bytes]:
-    """A throwaway mosquitto on 127.0.0.1:port."""
-    conf = directory / f"mosquitto-{port}.conf"
-    stay = "user root\n" if os.geteuid() == 0 else ""
-    conf.write_text(f"{stay}listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    binary = "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else "mosquitto"
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
-    return proc
-
-
-def free_port() -> int:
-    """A TCP port free right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run(kills: int, seed: int) -> dict[str, Any]:
@@ -182,15 +162,13 @@ def run(kills: int, seed: int) -> dict[str, Any]:
             try:
                 received = asyncio.run(drain(config, ("127.0.0.1", central_port), accepted, 120.0))
             finally:
-                central.terminate()
-                central.wait()
+                stop(central)
         finally:
-            local.terminate()
-            local.wait()
+            stop(local)
     ids = [r["event_id"] for r in received]
-    seqs = sorted({int(r["seq"]) for r in received})
+    seqs = {int(r["seq"]) for r in received}
     top = max(accepted.values(), default=0)
-    gaps = [s for s in range(1, top + 1) if s not in set(seqs)]
+    gaps = [s for s in range(1, top + 1) if s not in seqs]
     return {"kills": kills, "accepted": len(accepted), "received": len(set(ids)),
             "lost": len(set(accepted) - set(ids)), "seq_gaps": len(gaps), "first_gaps": gaps[:10],
             "duplicates": len(ids) - len(set(ids)), "max_seq": top,

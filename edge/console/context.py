@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from argon2 import PasswordHasher
-from fastapi import Request
+from fastapi import Depends, Request
 
 from edge.alerts.service import AlertService
 from edge.bus import Bus
@@ -50,3 +51,6 @@ def context(request: Request) -> ConsoleContext:
     """The console context of the app serving this request."""
     ctx: ConsoleContext = request.app.state.console
     return ctx
+
+
+Ctx = Annotated[ConsoleContext, Depends(context)]  # a route's parameter type for the context

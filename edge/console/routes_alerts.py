@@ -7,18 +7,17 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from edge.alerts.lifecycle import Alert, AlertActionRefused, AlertBook, AlertState
 from edge.console.auth import Security, Viewer
-from edge.console.context import ConsoleContext, context
+from edge.console.context import ConsoleContext, Ctx
 from edge.events import Severity
 from edge.store.alert_queries import MAX_SEQ
 
 router = APIRouter(prefix="/api")
-Ctx = Annotated[ConsoleContext, Depends(context)]
 NOTE_MAX = 1000
 PAGE_MAX = 200
 ALERT_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}")  # uuid-ish; anything else is no alert of ours

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from edge.console.auth import Admin
-from edge.console.context import ConsoleContext, context
+from edge.console.context import Ctx
 
 router = APIRouter(prefix="/api")
-Ctx = Annotated[ConsoleContext, Depends(context)]
 PAGE_MAX = 500
 ID_MAX = 2**63 - 1  # SQLite's integer range: a larger id would not bind
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
 from edge.console.auth import COOKIE, Viewer
-from edge.console.context import ConsoleContext, context
+from edge.console.context import ConsoleContext, Ctx
 from edge.users import (
     PASSWORD_MAX,
     USERNAME_MAX,
@@ -24,7 +24,6 @@ from edge.users import (
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api")
-Ctx = Annotated[ConsoleContext, Depends(context)]
 
 
 class LoginBody(BaseModel):

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field, field_validator
 
 from edge.command_args import ACTIONS
 from edge.console.auth import Operator, Viewer
-from edge.console.context import ConsoleContext, context
+from edge.console.context import Ctx
 from edge.events import Command
 
 router = APIRouter(prefix="/api")
-Ctx = Annotated[ConsoleContext, Depends(context)]
 ACTION_MAX = 64
 ARGS_MAX_BYTES = 4096
 DeviceId = Annotated[str, Path(max_length=64)]
@@ -36,6 +36,7 @@ class CommandBody(BaseModel):
         return args
 
 
+@functools.cache  # the vocabulary is fixed at import: build each type's schemas once
 def action_schemas(device_type: str) -> dict[str, Any]:
     """Each action of a device type with the JSON schema of its arguments ({} for read-only types)."""
     return {name: model.model_json_schema() for name, model in ACTIONS.get(device_type, {}).items()}

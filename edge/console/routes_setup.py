@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
-from edge.console.context import ConsoleContext, context
+from edge.console.context import ConsoleContext, Ctx
 from edge.console.routes_auth import start_session
 from edge.users import (
     PASSWORD_MAX,
@@ -26,7 +25,6 @@ from edge.users import (
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api")
-Ctx = Annotated[ConsoleContext, Depends(context)]
 # The throttle's "username" for setup attempts: not a valid username, so no login shares it.
 THROTTLE_KEY = "#setup"
 ACTOR = "setup"

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from edge.console.auth import Viewer
-from edge.console.context import ConsoleContext, context
+from edge.console.context import Ctx
 
 router = APIRouter(prefix="/api")
-Ctx = Annotated[ConsoleContext, Depends(context)]
 
 
 @router.get("/uplink")

@@ -66,8 +66,6 @@ class SessionTable:
         for token in [t for t, s in self._sessions.items() if s.username == username]:
             del self._sessions[token]
 
-    def __len__(self) -> int:
-        return len(self._sessions)
 
     def _expire(self, now: float) -> None:
         for token in [t for t, s in self._sessions.items() if now - s.last_seen >= self.idle_s]:

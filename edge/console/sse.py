@@ -7,20 +7,19 @@ import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import StreamingResponse
 
 from edge.alerts.service import ALERT_EVENT
 from edge.bus import DropPolicy
 from edge.console.auth import Viewer
-from edge.console.context import ConsoleContext, context
+from edge.console.context import ConsoleContext, Ctx
 from edge.console.routes_alerts import open_alerts_json
 from edge.events import Envelope
 
 router = APIRouter(prefix="/api")
-Ctx = Annotated[ConsoleContext, Depends(context)]
 MAX_STREAMS = 50  # a classroom gateway has a handful of guards, not hundreds of tabs
 QUEUE = 1000
 

@@ -93,7 +93,9 @@ class CameraService:
         self.frames_analysed = 0
         self.bad_frames = 0
         self.failed_frames = 0
-        self._failed_in_row = 0
+        # Per step (stage, infer): a step that fails on every frame must reach the limit even
+        # while the other one keeps succeeding.
+        self._failed_in_row: collections.Counter[str] = collections.Counter()
         self._tamper_at = float("-inf")
         self._model_turn = threading.Lock()  # one model run at a time per camera
         self._detect_times: list[float] = []
@@ -229,14 +231,15 @@ class CameraService:
             # cv2.error, an ONNX Runtime failure...: a run of them is a real fault, left to
             # the supervisor (restart with backoff).
             self.failed_frames += 1
-            self._failed_in_row += 1
-            if self._failed_in_row >= FAILED_FRAMES_LIMIT:
+            self._failed_in_row[step.__name__] += 1
+            in_row = self._failed_in_row[step.__name__]
+            if in_row >= FAILED_FRAMES_LIMIT:
                 raise
-            if self._failed_in_row == 1:
+            if in_row == 1:
                 log.warning("camera %s: frame analysis failed (%s: %s); frame dropped",
                             self.camera.id, type(err).__name__, err)
             return None
-        self._failed_in_row = 0
+        self._failed_in_row[step.__name__] = 0
         return result
 
     def _without_ignored(self, found: list[Found], width: int, height: int) -> list[Found]:

@@ -138,17 +138,6 @@ class Database:
         outbox.count_rows(self.db.conn, "event", 1, len(payload.encode()))
         return Envelope(event=event, seq=seq, stored_at=stored_at)
 
-    def events_of_type(self, event_type: str, limit: int) -> list[SafetyEvent]:
-        """The newest `limit` stored events of one type, oldest first (seq order)."""
-        rows = self.db.execute(
-            "SELECT event_id, type, severity, room_id, source, occurred_at, data FROM ("
-            " SELECT * FROM events WHERE type = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-            [event_type, limit],
-        ).fetchall()
-        return [SafetyEvent(type_, Severity(severity), occurred_at, source, room_id, json.loads(data),
-                            event_id=event_id)
-                for event_id, type_, severity, room_id, source, occurred_at, data in rows]
-
     def append_audit(
         self, ts: float, actor: str, action: str, target: str, detail: dict[str, Any]
     ) -> int:

@@ -101,20 +101,17 @@ class Store:
                     _settle(batch[0][1], error=err)
                     continue
                 # One bad event (data that is not JSON, say) must not fail its neighbours:
-                # commit them one by one, so only the bad one gets the error.
-                self._events_waiting[:0] = [(e, f) for e, f in batch[1:]]
-                batch = batch[:1]
-                try:
-                    envelopes = await self._call(self._db.add_events, [batch[0][0]], self._clock.now())
-                except (StoreError, TypeError, ValueError) as single:
-                    _settle(batch[0][1], error=single)
-                    continue
+                # this batch is committed event by event, so only the bad one gets the error.
+                for event, future in batch:
+                    try:
+                        (envelope,) = await self._call(self._db.add_events, [event], self._clock.now())
+                    except (StoreError, TypeError, ValueError) as single:
+                        _settle(future, error=single)
+                    else:
+                        _settle(future, envelope)
+                continue
             for (_, future), envelope in zip(batch, envelopes, strict=True):
                 _settle(future, envelope)
-
-    async def events_of_type(self, event_type: str, limit: int = 5000) -> list[SafetyEvent]:
-        """The newest stored events of one type, oldest first."""
-        return await self._call(self._db.events_of_type, event_type, limit)
 
     async def append_audit(
         self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None

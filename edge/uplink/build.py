@@ -125,7 +125,8 @@ def build_uplink(config: EdgeConfig, store: Store, bus: Bus, clock: Clock, recor
                             dead_after_keepalives=DEAD_AFTER_KEEPALIVES))
     metrics = UplinkMetrics()
     intake = UplinkIntake(cfg, store, bus, clock, metrics, record_event, data_dir=config.data_dir,
-                          min_free_mb=config.store.min_free_mb)
+                          min_free_mb=config.store.min_free_mb,
+                          device_rooms={d.id: d.room_id for d in config.devices})
     sender = UplinkSender(cfg, config.site_id, config.gateway_id, store, bus, link, clock, metrics)
     if cfg.commands.enabled:
         assert platform_key is not None, "the gateway loads the key when commands are enabled"

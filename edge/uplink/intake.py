@@ -8,14 +8,15 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from edge.bus import Bus, DropPolicy
 from edge.clock import Clock, SteadyWall
-from edge.config_uplink import CLASSES, UplinkConfig
+from edge.config_uplink import UplinkConfig
 from edge.events import Envelope, Occupancy, SafetyEvent, Severity
 from edge.store import Store
+from edge.store.outbox import limits_of
 from edge.uplink import contract
 from edge.uplink.metrics import UplinkMetrics
 
@@ -28,15 +29,6 @@ EXPIRE_S = 60.0
 LATE_READINGS_S = 2.0  # the recorder commits readings within ~1 s: aggregate a closed interval later
 
 
-def outbox_limits(config: UplinkConfig) -> dict[str, tuple[int, int, float | None]]:
-    """The store's view of the configured class limits: rows, bytes, ttl."""
-    out: dict[str, tuple[int, int, float | None]] = {}
-    for msg_class in CLASSES:
-        limits = getattr(config.outbox, msg_class)
-        out[msg_class] = (limits.max_rows, int(limits.max_mb * 1024 * 1024), limits.ttl_s)
-    return out
-
-
 class UplinkIntake:
     """Service: write occupancy and telemetry into the outbox, expire old rows, refresh the figures."""
 
@@ -44,8 +36,10 @@ class UplinkIntake:
 
     def __init__(self, config: UplinkConfig, store: Store, bus: Bus, clock: Clock,
                  metrics: UplinkMetrics, record_event: RecordEvent, data_dir: Path | None = None,
-                 min_free_mb: float = 0.0, free_bytes: Callable[[Path], int] | None = None) -> None:
+                 min_free_mb: float = 0.0, free_bytes: Callable[[Path], int] | None = None,
+                 device_rooms: Mapping[str, str | None] | None = None) -> None:
         self.config = config
+        self._device_rooms = dict(device_rooms or {})  # for readings stored without a room
         self._data_dir = data_dir
         self._min_free = int(min_free_mb * 1024 * 1024)
         self._free_bytes = free_bytes or (lambda path: shutil.disk_usage(path).free)  # a seam for tests
@@ -60,7 +54,7 @@ class UplinkIntake:
 
     async def run(self, ready: Callable[[], None]) -> None:
         """Follow the bus and the clock until cancelled."""
-        self._store.configure_outbox(outbox_limits(self.config))
+        self._store.configure_outbox(limits_of(self.config.outbox))
         await self._refresh()
         ready()
         interval = self.config.telemetry_interval_s
@@ -95,7 +89,8 @@ class UplinkIntake:
         if self.metrics.disk_low:
             return
         while True:
-            added = await self._store.telemetry_aggregate(interval, self._clock.now() - LATE_READINGS_S)
+            added = await self._store.telemetry_aggregate(interval, self._clock.now() - LATE_READINGS_S,
+                                                          self._device_rooms)
             if not added:
                 return
             log.debug("uplink: %d telemetry messages queued", added)

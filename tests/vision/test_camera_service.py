@@ -187,3 +187,23 @@ async def test_an_empty_still_scene_is_watched_at_the_camera_rate_and_a_newcomer
                 await asyncio.sleep(0.05)
         # At the detect_fps pace 6 s of still frames would have been 3 analyses.
         assert service.frames_analysed >= 20
+
+
+async def test_a_model_that_fails_on_every_frame_crashes_the_camera_for_a_restart(
+        tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from edge.sources.cameras import FAILED_FRAMES_LIMIT
+
+    def broken(self: object, prepared: object, turn: object = None) -> None:
+        raise RuntimeError("the model runtime broke")
+
+    # Staging keeps succeeding between the model's failures: the run must still be counted.
+    monkeypatch.setattr("edge.vision.models.VisionModels.finish_persons", broken)
+    cams = [camera("cam1", f"file:{CLIP}", detect_fps=10, motion={"enabled": False},
+                   tamper={"enabled": False})]
+    path = gateway_config_path(tmp_path, mosquitto, [], cameras=cams)
+    async with running_gateway(path) as gateway:
+        async with asyncio.timeout(30):
+            while not any("service camera-cam1 crashed" in r.getMessage() for r in caplog.records):
+                await asyncio.sleep(0.1)
+        assert gateway.cameras[0].failed_frames >= FAILED_FRAMES_LIMIT
