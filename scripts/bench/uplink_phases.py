@@ -114,12 +114,16 @@ def _drain(rig: Rig, name: str, topic: str, want: int, limit_s: float) -> dict[s
     first = counter.first_at(1)
     last_at, got = counter.series[-1]
     done_at = counter.first_at(want) if got >= want else None
-    span = (done_at or last_at) - (first or last_at)
+    # The counter reports every COUNTER_PERIOD_S, so the first arrival may be up to one period
+    # before its sample: adding the period makes the rate a lower bound, and never a division
+    # by zero when a small quick-run backlog arrives within one sample.
+    span = (done_at or last_at) - (first or last_at) + COUNTER_PERIOD_S
     return {"delivered": min(got, want), "complete": got >= want,
             "seconds_from_start": None if done_at is None else round(done_at - began, 2),
-            "per_s": round(min(got, want) / span, 1) if span > 0 else 0.0, "peak_rss_mb": round(peak, 1)}
+            "per_s": round(min(got, want) / span, 1), "peak_rss_mb": round(peak, 1)}
 
 
+COUNTER_PERIOD_S = 0.2  # scripts/bench/mqtt_counter.py's reporting interval
 RATES = {"b": 100_000.0, "b-default": 500.0, "d-full": 100_000.0}
 
 
