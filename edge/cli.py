@@ -9,9 +9,13 @@ from pathlib import Path
 
 from edge import __version__
 from edge.app import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, Gateway
+from edge.backup_cli import add_parsers as add_backup_parsers
+from edge.backup_cli import run_backup_cli
 from edge.config_loader import check_config, load_config
 from edge.detect_cli import add_parser as add_detect_parser
 from edge.detect_cli import run_detect
+from edge.doctor import add_parser as add_doctor_parser
+from edge.doctor import run_doctor
 from edge.errors import ConfigError, EdgeError, SecretUnavailable
 from edge.logs import setup_logging
 from edge.user_cli import add_parser as add_user_parser
@@ -32,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version", description="Print the version.")
     add_detect_parser(sub)
     add_user_parser(sub)
+    add_doctor_parser(sub)
+    add_backup_parsers(sub)
 
     demo = sub.add_parser(
         "demo", help="run a demo gateway with an embedded broker and simulated classroom",
@@ -125,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_detect(args)
         if args.command == "user":
             return run_user(args)
+        if args.command == "doctor":
+            return run_doctor(args)
+        if args.command in ("backup", "restore"):
+            return run_backup_cli(args)
         if args.command == "demo":
             from edge.demo import run_demo
 

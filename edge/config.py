@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field, model_validator
 from edge.config_alerts import AlertsConfig, ScheduleConfig
 from edge.config_base import Identifier, SecretSource, StrictModel, located
 from edge.config_devices import DeviceConfig, check_devices
+from edge.config_ops import MetricsConfig, RetentionConfig
 from edge.config_uplink import UplinkConfig
 from edge.config_vision import CameraConfig, VisionConfig
 
@@ -240,6 +241,10 @@ class EdgeConfig(StrictModel):
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras watched by this gateway.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Safety alert rules.")
     console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="The security console.")
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig, description="How long readings, events and the audit log are kept."
+    )
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus metrics.")
     uplink: UplinkConfig | None = Field(
         None, description="The central campus platform; without it everything stays on the box "
                           "(the outbox keeps safety events for when an uplink is configured).")
