@@ -110,8 +110,9 @@ def _run(path: Path) -> int:
         for problem in err.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(config.log.level, config.log.format)
-    return asyncio.run(Gateway(config).run())
+    # stdout: systemd hands it to the journal; stderr stays for problems before logging starts.
+    setup_logging(config.log.level, config.log.format, sys.stdout)
+    return asyncio.run(Gateway(config, config_path=path).run())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,11 @@ from pydantic import Field, field_validator, model_validator
 from edge.camera_urls import parse_camera_url
 from edge.config_base import Identifier, SecretSource, StrictModel, located
 
-REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
+# A checkout keeps its models next to the package; scripts/install copies them to /opt/edge/models
+# (the wheel in /opt/edge/venv has no models/ beside it).
+_CHECKOUT_MODELS = Path(__file__).resolve().parent.parent / "models"
+INSTALLED_MODELS = Path("/opt/edge/models")
+REPO_MODELS = _CHECKOUT_MODELS if _CHECKOUT_MODELS.is_dir() else INSTALLED_MODELS
 
 Point = tuple[float, float]
 

@@ -6,7 +6,7 @@ import asyncio
 import collections
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -65,6 +65,17 @@ class Supervisor:
         self._rng = rng
         self._stop = asyncio.Event()
         self.states = {s.name: ServiceState(s.name) for s in services}
+        # While run() runs: every task in start order, and a wake-up for the wait loop
+        # when swap() adds or removes one.
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running: set[asyncio.Task[None]] = set()
+        self._changed = asyncio.Event()
+        self._started = False
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called."""
+        return self._stop.is_set()
 
     def stop(self) -> None:
         """Ask run() to stop every service and return."""
@@ -72,7 +83,7 @@ class Supervisor:
 
     async def run(self, on_started: Callable[[], None] | None = None) -> None:
         """Run until stop() or a budget is exhausted (RestartBudgetExhausted is raised)."""
-        tasks: list[asyncio.Task[None]] = []
+        tasks = self._tasks
         try:
             for service in self._services:
                 if self._stop.is_set():
@@ -80,25 +91,72 @@ class Supervisor:
                 ready = asyncio.Event()
                 task = asyncio.create_task(self._keep_running(service, ready), name=service.name)
                 tasks.append(task)
+                self._running.add(task)
                 await self._wait_ready(service, task, ready)
+            self._started = True
             if on_started is not None:
                 on_started()
             stop_wait: asyncio.Task[object] = asyncio.create_task(self._stop.wait())
             # A service that finished on its own (nothing to do) leaves the others running;
             # only stop() or an exhausted restart budget ends the run.
-            running = set(tasks)
             try:
                 while True:
-                    done, _ = await asyncio.wait({stop_wait, *running}, return_when=asyncio.FIRST_COMPLETED)
-                    for finished in done - {stop_wait}:
+                    self._changed.clear()
+                    changed_wait = asyncio.create_task(self._changed.wait())
+                    try:
+                        done, _ = await asyncio.wait({stop_wait, changed_wait, *self._running},
+                                                     return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        changed_wait.cancel()
+                    for finished in done - {stop_wait, changed_wait}:
+                        if finished not in self._running:
+                            continue  # stopped by swap()
+                        self._running.discard(finished)
                         finished.result()  # re-raises RestartBudgetExhausted
-                        running.discard(finished)
                     if stop_wait in done:
                         break
             finally:
                 stop_wait.cancel()
         finally:
-            await self._shutdown(tasks)
+            self._started = False
+            stopped: set[asyncio.Task[None]] = set()
+            # Again while a swap() that was under way added more.
+            while pending := [t for t in tasks if t not in stopped]:
+                stopped.update(pending)
+                await self._shutdown(pending)
+
+    async def swap(self, remove: Sequence[str], add: Sequence[Service]) -> None:
+        """While running: stop the named services, then start `add` in their place (same policy).
+
+        The new services take the position of the first removed one (or go last), so a
+        later shutdown still stops sources before the sinks they feed.
+        """
+        if not self._started or self._stop.is_set():
+            raise RuntimeError("the supervisor is not running")
+        names = [t.get_name() for t in self._tasks]
+        taken = set(names) - set(remove)
+        for service in add:
+            if service.name in taken:
+                raise ValueError(f"a service named {service.name!r} is already running")
+            taken.add(service.name)
+        doomed = [t for t in self._tasks if t.get_name() in remove]
+        at = self._tasks.index(doomed[0]) if doomed else len(self._tasks)
+        self._running.difference_update(doomed)  # their end is not a crash for run() to report
+        self._changed.set()
+        await self._stop_tasks(list(reversed(doomed)))
+        for task in doomed:
+            self._tasks.remove(task)
+            self.states.pop(task.get_name(), None)
+        for offset, service in enumerate(add):
+            if self._stop.is_set():
+                return
+            self.states[service.name] = ServiceState(service.name)
+            ready = asyncio.Event()
+            task = asyncio.create_task(self._keep_running(service, ready), name=service.name)
+            self._tasks.insert(at + offset, task)
+            self._running.add(task)
+            self._changed.set()
+            await self._wait_ready(service, task, ready)
 
     async def _wait_ready(
         self, service: Service, task: asyncio.Task[None], ready: asyncio.Event
@@ -164,10 +222,14 @@ class Supervisor:
         return float(ceiling / 2 + self._rng() * ceiling / 2)
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        # Reverse start order: sources stop before the sinks that drain them.
+        await self._stop_tasks(list(reversed(tasks)))
+
+    async def _stop_tasks(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Cancel tasks one by one in the given order, within one shutdown timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._policy.shutdown_timeout_s
-        # Reverse start order: sources stop before the sinks that drain them.
-        for task in reversed(tasks):
+        for task in tasks:
             done: set[asyncio.Task[None]] = set()
             # Cancel again until it ends: on Python 3.11 asyncio.wait_for (used inside
             # client libraries) can swallow a cancel that races with its result.

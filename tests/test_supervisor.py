@@ -151,3 +151,46 @@ async def test_a_service_that_finishes_does_not_stop_the_others() -> None:
     sup.stop()
     await asyncio.wait_for(task, 3)
     assert journal[-1] == "stop camera"
+
+
+async def test_swap_replaces_services_in_place_while_the_rest_keep_running() -> None:
+    journal: list[str] = []
+    sup = Supervisor([Recorded("sink", journal), Recorded("old", journal), Recorded("tail", journal)], FAST)
+    started = asyncio.Event()
+    task = asyncio.create_task(sup.run(started.set))
+    await asyncio.wait_for(started.wait(), 2)
+    await sup.swap(["old"], [Recorded("new", journal), Recorded("extra", journal)])
+    assert journal[-5:] == ["stop old", "start new", "ready new", "start extra", "ready extra"]
+    assert [s["name"] for s in sup.status()] == ["sink", "tail", "new", "extra"]
+    assert all(s["state"] == "running" for s in sup.status())
+    with pytest.raises(ValueError):
+        await sup.swap([], [Recorded("sink", journal)])
+    sup.stop()
+    await asyncio.wait_for(task, 3)
+    # The new services took the old one's place: they stop before the sink, after the tail.
+    assert journal[-4:] == ["stop tail", "stop extra", "stop new", "stop sink"]
+    assert not task.cancelled() and task.exception() is None
+
+
+async def test_a_swapped_in_service_gets_the_same_restart_budget() -> None:
+    journal: list[str] = []
+    sup = Supervisor([Recorded("steady", journal)], FAST)
+    started = asyncio.Event()
+    task = asyncio.create_task(sup.run(started.set))
+    await asyncio.wait_for(started.wait(), 2)
+    await sup.swap([], [Recorded("flaky", journal, crashes=1)])
+    async with asyncio.timeout(2):
+        while sup.states["flaky"].state != "running":
+            await asyncio.sleep(0.01)
+    assert sup.states["flaky"].restarts == 1
+    with pytest.raises(RestartBudgetExhausted):  # spent before it was ever ready
+        await sup.swap([], [Recorded("doomed", journal, crashes=99)])
+    with pytest.raises(RestartBudgetExhausted):  # and the run ends as for any other service
+        await asyncio.wait_for(task, 5)
+    assert journal.count("start doomed") == FAST.max_restarts + 1 and "stop steady" in journal
+
+
+async def test_swap_refuses_when_not_running() -> None:
+    sup = Supervisor([], FAST)
+    with pytest.raises(RuntimeError):
+        await sup.swap([], [])

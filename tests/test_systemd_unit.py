@@ -53,3 +53,11 @@ def test_systemd_scores_the_units_exposure_at_3_or_below() -> None:
     found = re.search(r"Overall exposure level for edge\.service: ([0-9.]+)", run.stdout + run.stderr)
     assert found, run.stdout[-2000:] + run.stderr[-2000:]
     assert float(found.group(1)) <= 3.0
+
+
+def test_the_unit_reloads_with_sighup_and_starts_after_the_local_broker() -> None:
+    unit = directives()
+    assert unit["Service.ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert "mosquitto.service" in unit["Unit.After"][0].split()
+    # Wants, not Requires: a gateway pointed at another broker still starts without a local one.
+    assert "mosquitto.service" in unit["Unit.Wants"][0].split() and "Unit.Requires" not in unit

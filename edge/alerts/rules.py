@@ -46,6 +46,25 @@ class RuleEngine:
         self._cameras = set(camera_ids)
         self._offline: dict[str, tuple[float, str | None, str]] = {}  # id -> (since, room, detail)
         self._doors: dict[str, tuple[float, SafetyEvent]] = {}  # key -> (opened at, door_open event)
+        self._retired: set[str] = set()  # removed by a reload: stopping them is not an outage
+
+    def reconfigure(self, config: RulesConfig, schedules: Mapping[str, RoomSchedule], *,
+                    room_names: Mapping[str, str] | None = None, camera_ids: Collection[str] = (),
+                    retired: Collection[str] = ()) -> None:
+        """Take new rules and timetables (a config reload), keeping what is known and what is raised.
+
+        retired: devices and cameras taken out of the config; their last "offline" is no alert.
+        """
+        self.config = config
+        self._env.config = self._people.config = config
+        self.schedules.clear()  # the same dict the env and people rules read
+        self.schedules.update(schedules)
+        self.out.cooldown_s = config.cooldown_s
+        self.out.room_names = dict(room_names or {})
+        self._cameras |= set(camera_ids)
+        self._retired |= set(retired)
+        for device_id in retired:
+            self._offline.pop(device_id, None)
 
     def observe(self, event: object, now: float) -> list[AlertSignal]:
         """Feed one bus event; unknown or malformed events are ignored."""
@@ -87,6 +106,10 @@ class RuleEngine:
         return dict(self.out.active)
 
     def _on_status(self, event: DeviceStatus, now: float) -> None:
+        if event.device_id in self._retired:
+            if not event.online:
+                return
+            self._retired.discard(event.device_id)  # configured again
         if event.online:
             self._offline.pop(event.device_id, None)
             self.out.set(f"device_offline:{event.device_id}", None, now)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from edge.alerts.lifecycle import Alert, AlertBook, Transition
@@ -66,6 +66,17 @@ class AlertService:
                                   policy=DropPolicy.DROP_OLDEST,
                                   keep=(Envelope, DeviceStatus, ZonePresence, ZoneSnapshot, Occupancy))
         self.raised = 0
+
+    def reconfigure(self, config: EdgeConfig, retired: Collection[str] = ()) -> None:
+        """Apply new alert rules, room timetables and escalation delay live; open alerts stay open.
+
+        retired names devices and cameras the new config dropped (their stop is not an outage).
+        """
+        schedules = {room.id: RoomSchedule(room.schedule) for room in config.rooms if room.schedule}
+        self.engine.reconfigure(config.alerts.rules, schedules,
+                                room_names={room.id: room.name or room.id for room in config.rooms},
+                                camera_ids=[camera.id for camera in config.cameras], retired=retired)
+        self.book.escalate_after_s = config.alerts.escalate_after_s
 
     async def run(self, ready: Callable[[], None]) -> None:
         """Follow the bus until cancelled, re-checking time-based rules every second."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI
@@ -20,6 +21,7 @@ from edge.console import (
     routes_audit,
     routes_auth,
     routes_devices,
+    routes_metrics,
     routes_openapi,
     routes_rooms,
     routes_setup,
@@ -117,6 +119,7 @@ def create_app(
     hasher: PasswordHasher | None = None, config: EdgeConfig | None = None,
     commands: CommandService | None = None, cameras: Mapping[str, CameraService] | None = None,
     rooms: RoomsView | None = None, uplink: UplinkMetrics | None = None,
+    health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> FastAPI:
     """Build the console app; throttle and hasher are seams for tests."""
     # No interactive docs and no public schema: the OpenAPI document is served to signed-in
@@ -127,10 +130,10 @@ def create_app(
         store=store, alerts=alerts, bus=bus, snapshots=snapshots, clock=clock,
         sessions=SessionTable(clock), secure_cookies=secure_cookies,
         throttle=throttle or LoginThrottle(), hasher=hasher, config=config, commands=commands,
-        cameras=dict(cameras or {}), rooms=rooms, uplink=uplink,
+        cameras=dict(cameras or {}), rooms=rooms, uplink=uplink, health=health,
     )
     for module in (routes_auth, routes_setup, routes_alerts, routes_rooms, routes_devices, routes_audit,
-                   routes_status, sse, routes_openapi, routes_static):
+                   routes_status, routes_metrics, sse, routes_openapi, routes_static):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)

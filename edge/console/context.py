@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from argon2 import PasswordHasher
 from fastapi import Depends, Request
@@ -45,6 +45,8 @@ class ConsoleContext:
     uplink: UplinkMetrics | None = None  # None: no uplink configured
     rooms: RoomsView | None = None  # live rooms and cameras overview; None: those routes answer 503
     setup: SetupToken = field(default_factory=SetupToken)  # first-admin token (routes_setup)
+    # The gateway's health report (edge.health_report); None: /metrics and /api/status answer 503.
+    health: Callable[[], Awaitable[dict[str, Any]]] | None = None
 
 
 def context(request: Request) -> ConsoleContext:

@@ -49,6 +49,7 @@ ZONE_SNAPSHOT_EVERY_S = 60.0  # evidence for an intrusion, not a photo album of 
 STILL_CACHE_S = 2.0  # the console's still: many open browsers share one blurring run
 SECOND_LOOK_S = 1.0  # a newcomer seen this recently gets its confirming look at the next frame
 NEW_FRAME_POLL_S = 0.02  # how often to check for that next frame meanwhile
+LATENCY_SAMPLES = 200  # model run times kept for the health report's p50/p99 (minutes at 2 fps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,8 @@ class CameraService:
         self._scene_still = False  # the motion gate skipped the last frame (nothing moved)
         self.reader: CameraReader | None = None
         self.inferences = 0
+        # Seconds per model run, newest last; appended from pool threads (deque appends are atomic).
+        self.inference_times: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
         self.detections = 0
         self.occupancy_updates = 0
         self.frames_analysed = 0
@@ -216,7 +219,9 @@ class CameraService:
     def _infer(self, staged: Staged) -> list[Found]:
         """In the pool: the person model on a staged frame, minus the ignored areas."""
         assert staged.prepared is not None, "only staged frames that need the model get here"
+        started = time.perf_counter()
         found = self._models.finish_persons(staged.prepared, self._model_turn)
+        self.inference_times.append(time.perf_counter() - started)
         return self._without_ignored(found, staged.width, staged.height)
 
     def _guarded(self, step: Callable[[T], R], arg: T) -> R | None:

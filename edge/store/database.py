@@ -15,7 +15,7 @@ import sqlite_utils
 
 from edge.errors import SchemaTooNew, StoreError
 from edge.events import Envelope, Reading, SafetyEvent, Severity
-from edge.store import alert_queries, outbox, outbox_telemetry
+from edge.store import alert_queries, outbox, outbox_telemetry, retention
 from edge.store.schema import LATEST_VERSION, MIGRATIONS
 from edge.users import LastAdmin, Role, StoredUser, UnknownUser, User, UserExists
 
@@ -249,7 +249,8 @@ class Database:
 
     def verify_audit(self) -> int | None:
         """Return the id of the first audit record whose chain is broken, or None."""
-        prev = GENESIS_HASH
+        # After retention pruned the oldest records the chain starts at the recorded anchor.
+        prev = retention.audit_anchor(self.db.conn) or GENESIS_HASH
         for row in self.db.query("SELECT * FROM audit ORDER BY id"):
             expected = _audit_hash(
                 prev, row["ts"], row["actor"], row["action"], row["target"], row["detail"]
@@ -278,6 +279,16 @@ class Database:
             self.db.execute("SELECT value FROM counters WHERE name='event_seq'").fetchone()[0]
         )
         return out
+
+    def retention_prepare(self) -> None:
+        """Note the events a retention run keeps whatever their age (open alerts' transitions)."""
+        with self.db.atomic():  # its own transaction: an implicit one left open would swallow later commits
+            retention.prepare(self.db.conn)
+
+    def retention_batch(self, table: str, cutoff: float, batch: int) -> int:
+        """Delete up to batch rows of table older than cutoff in one transaction; return how many."""
+        with self.db.atomic():
+            return retention.delete_batch(self.db.conn, table, cutoff, batch)
 
     def integrity_check(self) -> str:
         """Run SQLite's integrity check; 'ok' when the file is sound."""

@@ -24,6 +24,7 @@ DB_FILENAME = "edge.db"
 
 
 EVENT_BATCH_MAX = 500  # events per group commit at most
+RETENTION_BATCH = 5000  # rows deleted per transaction by retention
 
 
 class Store:
@@ -174,6 +175,19 @@ class Store:
     async def schema_version(self) -> int:
         """Return the database's schema version."""
         return await self._call(self._db.schema_version)
+
+    async def prune(self, table: str, older_than: float, batch: int = RETENTION_BATCH) -> int:
+        """Delete rows of a retention table older than the epoch time older_than; return how many."""
+        if table == "events":
+            await self._call(self._db.retention_prepare)
+        total = 0
+        while True:
+            # One transaction per batch, each its own job on the store thread: event commits
+            # queued meanwhile run between two batches instead of waiting for the whole delete.
+            done = await self._call(self._db.retention_batch, table, older_than, batch)
+            total += done
+            if done < batch:
+                return total
 
     async def integrity_check(self) -> str:
         """Run SQLite's integrity check."""

@@ -15,12 +15,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from edge.errors import DataDirUnusable, EdgeError
+
+if TYPE_CHECKING:
+    from edge.disk_guard import DiskGuard
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +137,7 @@ class SnapshotStore:
         max_age_s: float = 7 * 86400,
         jpeg_quality: int = 85,
         clock: Callable[[], float] = time.time,
+        guard: DiskGuard | None = None,
     ) -> None:
         if max_count < 1 or max_bytes < 1 or max_age_s <= 0 or not 1 <= jpeg_quality <= 100:
             raise ValueError("snapshot limits must be positive and jpeg_quality within 1..100")
@@ -151,6 +155,8 @@ class SnapshotStore:
         self._jpeg_quality = jpeg_quality
         self._clock = clock
         self._lock = threading.RLock()
+        self._guard = guard
+        self._disk_low = False  # inside a low-disk episode (logged once per episode)
 
     def save(self, image: np.ndarray, camera_id: str, reason: str) -> Snapshot:
         """Blur faces (or refuse), then write the JPEG and its sidecar atomically."""
@@ -158,6 +164,7 @@ class SnapshotStore:
             raise SnapshotRefused("image is not a BGR uint8 array")
         if image.shape[2] != 3 or image.size == 0:
             raise SnapshotRefused("image is empty or not 3-channel")
+        self._check_disk()
         faces = 0
         if self._blur_faces:
             image, faces = anonymise_faces(image, self._face_finder)
@@ -179,6 +186,30 @@ class SnapshotStore:
             log.info("snapshot %s saved (camera %s, %d faces blurred)", snapshot_id, camera_id, faces)
             self.prune()
         return _snapshot(snapshot_id, meta, len(data))
+
+    def _check_disk(self) -> None:
+        """Degraded mode: refuse new snapshots while disk space is low (snapshots go first)."""
+        if self._guard is None:
+            return
+        if self._guard.check() == "ok":
+            if self._disk_low:
+                log.info("disk space is back: snapshots are kept again")
+            self._disk_low = False
+            return
+        self._guard.count_drop("snapshots")
+        if not self._disk_low:
+            log.warning("disk space low: new snapshots are not kept until space is freed")
+        self._disk_low = True
+        raise SnapshotRefused("disk space low")
+
+    def drop_oldest(self, count: int = 1) -> int:
+        """Delete the count oldest snapshots whatever the limits (disk space low); return how many."""
+        with self._lock:
+            oldest_first = sorted(self._scan(), key=lambda s: (s.taken_at, s.snapshot_id))[: max(0, count)]
+            for snap in oldest_first:
+                (self.directory / f"{snap.snapshot_id}.json").unlink(missing_ok=True)
+                (self.directory / f"{snap.snapshot_id}.jpg").unlink(missing_ok=True)
+            return len(oldest_first)
 
     def _write_atomically(self, target: Path, data: bytes) -> None:
         """Write to a private temp file in the same directory, fsync, then rename over target."""

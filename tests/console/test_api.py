@@ -21,7 +21,7 @@ from tests.console.harness import (
     tiny_jpeg_image,
 )
 
-OPEN_PATHS = {"/api/setup", "/api/login", "/api/health"}
+OPEN_PATHS = {"/api/setup", "/api/login", "/api/health", "/metrics"}  # /metrics: loopback by default
 
 
 def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:

@@ -67,8 +67,9 @@ async def test_runs_under_notify_publishes_and_stops_cleanly_on_sigterm(
     log_path = tmp_path / "daemon.log"
     # A file, not a pipe: a pipe nobody reads until exit can fill and stall the daemon.
     with open(log_path, "w") as log_file:
+        # `edge run` logs to stdout (the journal's stream); stderr joins it here.
         proc = subprocess.Popen([*edge_command(), "run", "--config", str(config)],
-                                env=env, stderr=log_file)
+                                env=env, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         seen = await asyncio.to_thread(receive_until, sock, "READY=1")
         # The link may connect before every service is ready: the status can come first.
