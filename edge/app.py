@@ -8,43 +8,38 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge import __version__
 from edge.alerts.service import AlertService
 from edge.backoff import Backoff
-from edge.bus import Bus, Subscription
+from edge.bus import Bus
 from edge.clock import Clock, SystemClock, iso_utc
 from edge.commands import CommandService
 from edge.commands.local_topic import LocalCommandTopic
 from edge.config import EdgeConfig
 from edge.config_devices import PjlinkDeviceConfig
-from edge.config_loader import load_config
 from edge.config_vision import CameraConfig
 from edge.console import ConsoleServer, create_app
 from edge.device_services import build_device_services
+from edge.disk_guard import DiskGuard
 from edge.embedded_broker import HOST as EMBEDDED_HOST
 from edge.embedded_broker import EmbeddedBroker
-from edge.errors import ConfigError, EdgeError, KeyUnusable, RestartBudgetExhausted, SecretUnavailable
+from edge.errors import KeyUnusable, RestartBudgetExhausted, SecretUnavailable
 from edge.events import Envelope, SafetyEvent
+from edge.gateway_reload import ConfigReloader
 from edge.ha_discovery import HomeAssistantDiscovery
 from edge.health import HealthMonitor
+from edge.health_report import health_report
 from edge.local_publisher import LocalPublisher
-from edge.logs import apply_log_config
 from edge.mqtt import BrokerEndpoint, MqttLink, StatusTopic
 from edge.recorder import Recorder
 from edge.reload import (
-    MQTT_SENSORS,
-    ReloadPlan,
     camera_units,
     device_unit,
     device_units,
-    effective_config,
-    plan_reload,
 )
+from edge.retention import RetentionService
 from edge.rooms_view import RoomsView
 from edge.sdnotify import WatchdogPinger, notify, watchdog_interval
 from edge.sources.cameras import CameraService
@@ -61,17 +56,6 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 EXIT_RESTART_BUDGET = 3
-
-
-@dataclass
-class _Secrets:
-    """Secrets a reload's changed parts need (read off the loop)."""
-
-    local: str | None = None
-    devices: dict[str, str | None] = field(default_factory=dict)
-    cameras: dict[str, str | None] = field(default_factory=dict)
-    uplink: str | None = None
-    key: Ed25519PublicKey | None = None
 
 
 class Gateway:
@@ -98,11 +82,11 @@ class Gateway:
         self.vision: VisionModels | None = None
         self.snapshots: SnapshotStore | None = None
         self.uplink: Uplink | None = None
+        self.disk_guard = DiskGuard(config.data_dir, config.store.min_free_mb)
+        self.retention: RetentionService | None = None
         self.ready_at: float | None = None
         self.devices_online_at_stop = 0
-        self.reloads = 0  # reloads applied (tests, health)
-        self._reload_lock = asyncio.Lock()  # two SIGHUPs in a row run one after the other
-        self._reload_tasks: set[asyncio.Task[bool]] = set()
+        self.reloader = ConfigReloader(self)
         self._discovery_info: dict[str, tuple[str, str, str]] = {}  # updated in place on reload
         self._units: dict[str, list[Service]] = {}  # device and camera services by unit name
         # Read secrets now, before the loop runs: fail fast (exit 2), never block the loop.
@@ -169,7 +153,7 @@ class Gateway:
         self.commands = CommandService(store, self.clock)
         link, *local = self._build_local()
         self.recorder = Recorder(self.bus, store, cfg.store.readings_batch_max,
-                                 cfg.store.readings_flush_s)
+                                 cfg.store.readings_flush_s, guard=self.disk_guard)
         self.health = HealthMonitor(self.bus)
         self.rooms = RoomsView(self.bus, cfg)
         self.alerts = AlertService(cfg, self.bus, self.clock, self.record_event,
@@ -182,6 +166,9 @@ class Gateway:
             services += self._build_unit(key)
         for key in camera_units(cfg):
             services += self._build_unit(key)
+        # After the cameras: it prunes the snapshot store the first camera makes.
+        self.retention = RetentionService(cfg.retention, store, self.snapshots, self.clock, self.disk_guard)
+        services.append(self.retention)
         if cfg.console.enabled:
             services.append(self._build_console(store))
         interval = watchdog_interval()
@@ -252,7 +239,8 @@ class Gateway:
                              secure_cookies=cfg.console.secure_cookies or cfg.console.tls, config=cfg,
                              commands=self.commands,
                              cameras={c.camera.id: c for c in self.cameras}, rooms=self.rooms,
-                             uplink=self.uplink.metrics if self.uplink else None)
+                             uplink=self.uplink.metrics if self.uplink else None,
+                             health=lambda: health_report(self))
         else:  # a reload: the same app, so signed-in users stay signed in
             app = self.console.app
         self.console = ConsoleServer(app, cfg.console.host, cfg.console.port,
@@ -272,7 +260,7 @@ class Gateway:
                 face_finder=self.vision.regions_to_blur if privacy.blur_faces else None,
                 blur_faces=privacy.blur_faces, max_count=privacy.snapshot_max_count,
                 max_bytes=int(privacy.snapshot_max_mb * 1024 * 1024),
-                max_age_s=privacy.snapshot_max_age_days * 86400)
+                max_age_s=privacy.snapshot_max_age_days * 86400, guard=self.disk_guard)
         camera = CameraService(cam, self._camera_passwords.get(cam.id), self.vision, self.bus,
                                self.clock, self.record_event, self.snapshots)
         self.cameras = [c for c in self.cameras if c.camera.id != cam.id] + [camera]
@@ -298,157 +286,16 @@ class Gateway:
             self.supervisor.stop()
 
     def _on_sighup(self) -> None:
-        if self.config_path is None:
-            log.warning("SIGHUP: this gateway has no config file to reload (demo)")
-            return
-        task = asyncio.create_task(self.reload(), name="config-reload")
-        self._reload_tasks.add(task)
-        task.add_done_callback(self._reload_tasks.discard)
+        self.reloader.on_sighup()
 
     async def reload(self) -> bool:
         """Re-read the config file and apply what can change live (SIGHUP); True when applied."""
-        async with self._reload_lock:
-            if self.supervisor is None or self.supervisor.stopping or self.ready_at is None:
-                log.warning("config reload ignored: the gateway is starting or stopping")
-                return False
-            # Also for a bad file: with Type=notify-reload systemd waits for RELOADING=1, READY=1.
-            # MONOTONIC_USEC: systemd >= 253 wants it along with RELOADING=1.
-            notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
-            try:
-                return await self._reload()
-            except Exception:  # a reload must never take the daemon down
-                if self.supervisor.stopping:
-                    log.info("config reload cut short by the stop")
-                    return False
-                log.exception("config reload failed; the services keep running as they were")
-                await self._audit("config.reload_failed", {"problems": ["internal error, see the log"]})
-                return False
-            finally:
-                notify("READY=1")
+        return await self.reloader.reload()
 
-    async def _reload(self) -> bool:
-        assert self.config_path is not None and self.store is not None
-        try:
-            new = await asyncio.to_thread(load_config, self.config_path)
-        except ConfigError as err:
-            for problem in err.problems:
-                log.error("config reload: %s", problem)
-            log.error("config reload: %s has %d problem(s); nothing changed", self.config_path,
-                      len(err.problems))
-            await self._audit("config.reload_failed", {"problems": [str(p) for p in err.problems]})
-            return False
-        plan = plan_reload(self.config, new)
-        config = effective_config(self.config, new, plan)
-        kept = {d.id for d in config.devices} | {c.id for c in config.cameras if c.enabled}
-        retired = ({d.id for d in self.config.devices} | {c.id for c in self.config.cameras}) - kept
-        try:
-            secrets = await asyncio.to_thread(self._read_secrets, config, plan)
-        except (SecretUnavailable, KeyUnusable) as err:
-            log.error("config reload: %s; nothing changed", err)
-            await self._audit("config.reload_failed", {"problems": [str(err)]})
-            return False
-        for section in plan.needs_restart:
-            log.warning("%s changed: needs a restart (systemctl restart edge)", section)
-        self.config = config
-        try:
-            await self._apply(plan, secrets, retired)
-        except EdgeError as err:
-            log.error("config reload partly applied: %s", err)
-        self.reloads += 1
-        live = [k for k in plan.changed if k not in plan.needs_restart]
-        log.info("config reloaded from %s: %s", self.config_path,
-                 ", ".join(live) + " applied" if live else "nothing to apply")
-        await self._audit("config.reload", {"changed": list(plan.changed),
-                                            "needs_restart": list(plan.needs_restart)})
-        return True
-
-    def _read_secrets(self, config: EdgeConfig, plan: ReloadPlan) -> _Secrets:
-        """Secrets the changed parts need, read off the loop (files may be slow or missing)."""
-        out = _Secrets()
-        if plan.local:
-            out.local = config.mqtt.local.resolve_password("mqtt.local")
-        fresh = {*plan.units_added, *plan.units_changed}
-        out.devices = {dev.id: dev.resolve_password(f"devices[{i}] ({dev.id})")
-                          for i, dev in enumerate(config.devices)
-                          if isinstance(dev, PjlinkDeviceConfig) and f"pjlink:{dev.id}" in fresh}
-        out.cameras = {cam.id: cam.resolve_password(f"cameras[{i}] ({cam.id})")
-                          for i, cam in enumerate(config.cameras) if f"camera-{cam.id}" in fresh}
-        if plan.uplink and config.uplink is not None:
-            out.uplink = config.uplink.resolve_password("uplink")
-            key_file = config.uplink.commands.public_key_file
-            out.key = load_public_key(key_file) if config.uplink.commands.enabled and key_file else None
-        return out
-
-    async def _audit(self, action: str, detail: dict[str, object]) -> None:
-        assert self.store is not None
-        await self.store.append_audit("system", action, self.config.gateway_id, detail)
-
-    async def _swap(self, remove: list[Service], add: list[Service]) -> None:
-        """Replace running services; the removed ones stop following the bus."""
-        assert self.supervisor is not None
-        await self.supervisor.swap([s.name for s in remove], add)
-        for service in remove:
-            for value in vars(service).values():
-                if isinstance(value, Subscription):
-                    value.close()
-        self.services = [s for s in self.services if s not in remove] + add
-
-    def _running(self, *names: str) -> list[Service]:
-        return [s for s in self.services if s.name in names]
-
-    async def _apply(self, plan: ReloadPlan, secrets: _Secrets, retired: set[str]) -> None:
-        """Apply a plan to the running services; untouched services keep running as they are."""
-        cfg = self.config
-        assert self.store is not None and self.alerts is not None
-        if plan.log:
-            apply_log_config(cfg.log.level, cfg.log.format)
-        if plan.alerts or retired:
-            self.alerts.reconfigure(cfg, retired)
-        self._update_discovery_info()
-        self._device_passwords.update(secrets.devices)
-        self._camera_passwords.update(secrets.cameras)
-        if plan.rooms_view:
-            old_rooms = self._running("rooms-view")
-            self.rooms = RoomsView(self.bus, cfg)
-            await self._swap(old_rooms, [self.rooms])
-        if plan.local:
-            self._local_password = secrets.local
-            names = ["mqtt-local", "local-publisher", "local-commands", "ha-discovery", MQTT_SENSORS]
-            add: list[Service] = []
-            if plan.broker:
-                names.append("embedded-broker")
-                self.broker = None
-                if cfg.mqtt.local.url == "embedded":
-                    add.append(self._build_broker())
-            add += self._build_local()
-            if MQTT_SENSORS in device_units(cfg):
-                add += self._build_unit(MQTT_SENSORS)
-            else:
-                self._units.pop(MQTT_SENSORS, None)
-            await self._swap(self._running(*names), add)
-        for key in (*plan.units_removed, *plan.units_changed, *plan.units_added):
-            old_unit = self._units.pop(key, [])
-            if key in plan.units_removed:
-                self.cameras = [c for c in self.cameras if c not in old_unit]
-            await self._swap(old_unit, [] if key in plan.units_removed else self._build_unit(key))
-        if plan.uplink:
-            old_uplink = self.uplink.services if self.uplink else []
-            self._uplink_password, self._platform_key = secrets.uplink, secrets.key
-            enabled = cfg.uplink is not None and cfg.uplink.enabled
-            self.uplink = self._build_uplink(self.store) if enabled else None
-            await self._swap(old_uplink, self.uplink.services if self.uplink else [])
-        if plan.console:
-            old_console = self._running("console")
-            if not cfg.console.enabled:
-                await self._swap(old_console, [])
-            else:
-                await self._swap(old_console, [self._build_console(self.store)])
-        if self.console is not None:  # what the console's routes read
-            ctx = self.console.app.state.console
-            ctx.config, ctx.rooms, ctx.snapshots = cfg, self.rooms, self.snapshots
-            ctx.cameras = {c.camera.id: c for c in self.cameras}
-            ctx.uplink = self.uplink.metrics if self.uplink else None
-            ctx.secure_cookies = cfg.console.secure_cookies or cfg.console.tls
+    @property
+    def reloads(self) -> int:
+        """Reloads applied since start."""
+        return self.reloader.reloads
 
     async def run(self, stop_after: float | None = None,
                   on_ready: Callable[[Gateway], None] | None = None) -> int:
@@ -486,8 +333,7 @@ class Gateway:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
-            for task in list(self._reload_tasks):
-                task.cancel()
+            self.reloader.cancel()
             await store.close()
             if self.vision is not None:
                 self.vision.close()

@@ -13,8 +13,10 @@ from typing import Any, Protocol
 from edge import __version__
 from edge.bus import Bus
 from edge.config import EdgeConfig
+from edge.disk_guard import DiskGuard
 from edge.health import HealthMonitor
 from edge.mqtt import MqttLink
+from edge.retention import RetentionService
 from edge.sources.cameras import CameraService
 from edge.store import Store
 from edge.supervisor import Supervisor
@@ -46,6 +48,10 @@ class GatewayView(Protocol):
     def uplink(self) -> Uplink | None: ...
     @property
     def ready_at(self) -> float | None: ...
+    @property
+    def disk_guard(self) -> DiskGuard | None: ...
+    @property
+    def retention(self) -> RetentionService | None: ...
 
 
 def process_uptime_s() -> float:
@@ -128,6 +134,9 @@ async def health_report(gateway: GatewayView) -> dict[str, Any]:
     db_size, free = await asyncio.to_thread(_files_and_disk, store.path if store else None, config.data_dir)
     store_report = None if store is None else {**await store.stats(), "db_bytes": db_size}
     bus = gateway.bus.stats()
+    guard = gateway.disk_guard.report() if gateway.disk_guard is not None else None
+    if guard is not None and guard["level"] != "ok":
+        problems.append(f"disk space is {guard['level']}: under {guard['min_free_mb']} MB free for data")
     status = "starting" if gateway.ready_at is None else "degraded" if problems else "ok"
     return {
         "status": status, "problems": problems, "version": __version__,
@@ -143,5 +152,6 @@ async def health_report(gateway: GatewayView) -> dict[str, Any]:
         "local_mqtt": {"connected": connected},
         "uplink": uplink,
         "store": store_report,
-        "disk": {"data_dir": str(config.data_dir), "free_bytes": free},
+        "disk": {"data_dir": str(config.data_dir), "free_bytes": free, "guard": guard},
+        "retention": gateway.retention.report() if gateway.retention is not None else None,
     }

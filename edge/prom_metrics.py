@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 # the number of series does not grow with every page load.
 _STREAM_PREFIX = "console-stream-"
 STORE_TABLES = ("readings", "events", "audit")
+DISK_LEVELS = ("ok", "low", "critical")
 
 
 def _gauge(name: str, doc: str, labels: list[str], rows: Iterable[tuple[list[str], float]]) -> Metric:
@@ -131,6 +132,19 @@ def store_families(report: dict[str, Any]) -> Iterator[Metric]:
     if report["disk"]["free_bytes"] is not None:
         yield _gauge("edge_disk_free_bytes", "Free bytes on the file system holding data_dir.", [],
                      [([], report["disk"]["free_bytes"])])
+    guard = report["disk"].get("guard")
+    if guard is not None:
+        yield _gauge("edge_disk_guard_level", "Disk guard: 0 ok, 1 low (no new snapshots), 2 critical "
+                     "(readings dropped too); safety events are always kept.", [],
+                     [([], float(DISK_LEVELS.index(guard["level"])))])
+        yield _counter("edge_disk_guard_dropped", "Items refused while disk space was low: what=snapshots "
+                       "or readings.", ["what"], (([what], n) for what, n in guard["dropped"].items()))
+    retention = report.get("retention") or {}
+    if retention:
+        yield _gauge("edge_retention_last_run_timestamp_seconds", "Unix time of the last retention run.",
+                     [], [([], retention["last_run_at"])])
+        yield _gauge("edge_retention_deleted", "Rows (snapshots: files) the last retention run deleted.",
+                     ["what"], (([what], n) for what, n in retention["deleted"].items()))
 
 
 class HealthCollector(Collector):

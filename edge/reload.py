@@ -13,7 +13,7 @@ from edge.config_devices import DeviceConfig, ModbusDeviceConfig, MqttSensorConf
 RESTART_ONLY = ("site_id", "gateway_id", "data_dir", "store", "vision", "supervisor")
 # Sections a reload applies; any other section (a new one included) needs a restart until
 # the gateway learns to apply it.
-LIVE = ("log", "mqtt", "rooms", "devices", "cameras", "alerts", "console", "uplink")
+LIVE = ("log", "mqtt", "rooms", "devices", "cameras", "alerts", "console", "uplink", "retention", "metrics")
 MQTT_SENSORS = "mqtt-sensors"
 
 

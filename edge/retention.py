@@ -43,13 +43,12 @@ class RetentionService:
     async def run(self, ready: Callable[[], None]) -> None:
         """Run retention every interval_s (first after first_run_s); look at free disk every minute."""
         ready()
-        interval = self._config.interval_s
-        tick = min(interval, DISK_CHECK_S)
+        tick = min(self._config.interval_s, DISK_CHECK_S)
         await asyncio.sleep(self._first_run_s)
         next_run = self._clock.monotonic()
         while True:
             if self._clock.monotonic() >= next_run:
-                next_run = self._clock.monotonic() + interval
+                next_run = self._clock.monotonic() + self._config.interval_s  # a reload may change it
                 try:
                     await self.run_once()
                 except StoreError as err:  # a busy or failing disk: try again next interval
@@ -92,6 +91,15 @@ class RetentionService:
             log.warning("disk space low: deleted the %d oldest snapshots (%s MB free)", removed,
                         "?" if free is None else free // (1024 * 1024))
         return removed
+
+    @property
+    def config(self) -> RetentionConfig:
+        """The retention periods in use."""
+        return self._config
+
+    def reconfigure(self, config: RetentionConfig) -> None:
+        """Use new retention periods from the next run on (a config reload)."""
+        self._config = config
 
     def report(self) -> dict[str, Any]:
         """The last run (last_run_at, deleted per table) or an empty dict before the first one."""

@@ -17,6 +17,7 @@ from edge.config_loader import load_config
 from edge.config_ops import MetricsConfig
 from edge.console import create_app
 from edge.console.routes_metrics import allowed_address
+from edge.disk_guard import DiskGuard
 from edge.health_report import health_report
 from edge.prom_metrics import render
 from edge.store import Store
@@ -143,7 +144,20 @@ async def test_a_degraded_gateway_reports_why_and_its_metrics_match(tmp_path: Pa
     assert value(parsed, "edge_store_rows", table="readings") == report["store"]["readings"]
     assert value(parsed, "edge_bus_queue_depth", subscriber="recorder") >= 0
     assert value(parsed, "edge_disk_free_bytes") == report["disk"]["free_bytes"]
+    assert report["disk"]["guard"]["level"] == "ok" and value(parsed, "edge_disk_guard_level") == 0
     assert value(parsed, "process_resident_memory_bytes") > 0
+
+
+async def test_low_disk_makes_the_gateway_degraded_and_shows_in_the_metrics(tmp_path: Path) -> None:
+    gateway = Gateway(load_config(write_config(tmp_path)))
+    gateway.disk_guard = DiskGuard(tmp_path, min_free_mb=200, free_bytes=lambda _: 10 * 1024 * 1024)
+    assert gateway.disk_guard.check() == "critical"  # 10 MB free: under a quarter of 200 MB
+    gateway.disk_guard.count_drop("readings", 7)
+    report = await health_report(gateway)
+    assert any("disk space is critical" in p for p in report["problems"])
+    parsed = samples(render(report))
+    assert value(parsed, "edge_disk_guard_level") == 2
+    assert value(parsed, "edge_disk_guard_dropped_total", what="readings") == 7
 
 
 async def test_a_gateway_not_yet_run_is_starting(tmp_path: Path) -> None:

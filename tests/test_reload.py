@@ -103,9 +103,10 @@ def test_identity_and_files_need_a_restart_and_keep_their_old_values() -> None:
     assert running.log.level == "debug"
 
 
-def test_unknown_sections_need_a_restart() -> None:
-    plan = plan_reload(config(), config(retention={"readings_days": 7}))
-    assert plan.needs_restart == ("retention",)
+def test_retention_and_metrics_are_live() -> None:
+    plan = plan_reload(config(), config(retention={"readings_days": 7}, metrics={"enabled": False}))
+    assert set(plan.changed) == {"retention", "metrics"} and plan.needs_restart == ()
+    assert not (plan.local or plan.uplink or plan.console or plan.units_changed)
 
 
 # --- a real gateway, in-process ---
@@ -286,6 +287,14 @@ async def test_console_moves_to_a_new_port_with_the_same_app(tmp_path: Path, mos
             assert response.status_code == 401  # the console answers (sign-in needed)
             with pytest.raises(httpx.ConnectError):
                 await client.get(f"http://127.0.0.1:{first}/api/rooms")
+            assert (await client.get(f"http://127.0.0.1:{second}/metrics")).status_code == 200
+            # Metrics and retention settings apply without touching the console's server.
+            edit(path, console={"enabled": True, "port": second}, metrics={"enabled": False},
+                 retention={"readings_days": 3})
+            assert await gateway.reload() is True
+            assert gateway.console.port == second
+            assert (await client.get(f"http://127.0.0.1:{second}/metrics")).status_code == 404
+            assert gateway.retention is not None and gateway.retention.config.readings_days == 3
 
 
 async def test_sighup_to_edge_run_reloads_and_a_bad_file_leaves_it_running(
