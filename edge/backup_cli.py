@@ -10,7 +10,7 @@ from typing import Any
 from edge.config_loader import load_config
 from edge.errors import ConfigError, EdgeError
 from edge.store import DB_FILENAME
-from edge.store.backup import BackupInfo, backup, default_target, restore
+from edge.store.backup import BackupInfo, backup, default_target, prune_backups, restore
 
 DEFAULT_CONFIG = Path("/etc/edge/edge.yaml")
 EXIT_OK, EXIT_FAILURE = 0, 1
@@ -25,6 +25,9 @@ def add_parsers(sub: Any) -> None:
                    help=f"path of the YAML config (default {DEFAULT_CONFIG})")
     b.add_argument("--output", "-o", type=Path, default=None,
                    help="backup file (default <data_dir>/backups/edge-<UTC timestamp>.db)")
+    b.add_argument("--keep", type=int, default=None, metavar="N",
+                   help="afterwards delete all but the newest N backups in the backup's directory "
+                        "(edge-*.db; the daily timer keeps 7)")
     r = sub.add_parser("restore", help="put a backup in place of the database (gateway stopped)",
                        description="Replace the database with a backup; the current one is kept "
                                    "beside it as edge.db.before-restore-<UTC timestamp>.")
@@ -41,8 +44,14 @@ def run_backup_cli(args: argparse.Namespace) -> int:
     try:
         data_dir = load_config(args.config).data_dir
         if args.command == "backup":
+            if args.keep is not None and args.keep < 1:
+                print(f"{name}: --keep must be at least 1", file=sys.stderr)
+                return EXIT_FAILURE
             info = backup(data_dir / DB_FILENAME, args.output or default_target(data_dir))
             _describe(info, "backup written")
+            if args.keep is not None:
+                for old in prune_backups(info.path.parent, args.keep):
+                    print(f"deleted old backup {old}")
         else:
             _restore(args, data_dir)
     except ConfigError as err:

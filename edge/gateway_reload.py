@@ -165,6 +165,9 @@ class ConfigReloader:
             gw.retention.reconfigure(cfg.retention)
         if plan.alerts or retired:
             gw.alerts.reconfigure(cfg, retired)
+        if gw.commands is not None:
+            for device_id in retired:
+                gw.commands.unregister(device_id)
         gw._update_discovery_info()
         gw._device_passwords.update(secrets.devices)
         gw._camera_passwords.update(secrets.cameras)

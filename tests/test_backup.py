@@ -89,6 +89,28 @@ async def test_cli_backup_defaults_to_the_data_dir_and_prints_what_it_wrote(
     assert "already exists" in capsys.readouterr().err
 
 
+async def test_backup_keep_deletes_all_but_the_newest_backups(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "data").mkdir()
+    store = await Store.open(tmp_path / "data")
+    await store.add_event(event(1))
+    await store.close()
+    backups = tmp_path / "data" / "backups"
+    backups.mkdir()
+    old = [backups / f"edge-2026010{day}T000000Z.db" for day in (1, 2, 3)]
+    for path in old:
+        path.write_bytes(b"an older backup")
+    (backups / "edge-20260104T000000Z.db.partial").write_bytes(b"unfinished")  # not a backup: kept
+    assert main(["backup", "--config", str(config), "--keep", "2"]) == 0
+    out = capsys.readouterr().out
+    left = sorted(p.name for p in backups.iterdir())
+    assert len(left) == 3 and old[2].name in left and "edge-20260104T000000Z.db.partial" in left
+    assert f"deleted old backup {old[0]}" in out and f"deleted old backup {old[1]}" in out
+    assert main(["backup", "--config", str(config), "--keep", "0"]) == 1
+
+
 async def test_restore_moves_the_current_database_aside_and_refuses_to_lose_newer_events(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -123,8 +123,8 @@ def test_the_offline_install_builds_the_tree_with_a_working_non_editable_edge(in
     assert not list((root / "opt/edge/venv/lib").glob("python3*/site-packages/__editable__*"))
     assert (root / "opt/edge/models/nanodet.onnx").read_bytes() == (REPO / "models/nanodet.onnx").read_bytes()
     assert (root / "opt/edge/docs/operations.md").exists()
-    unit = (root / "etc/systemd/system/edge.service").read_text()
-    assert unit == (REPO / "systemd/edge.service").read_text()
+    for name in ("edge.service", "edge-backup.service", "edge-backup.timer"):
+        assert (root / "etc/systemd/system" / name).read_text() == (REPO / "systemd" / name).read_text()
     assert (root / "etc/edge/edge.yaml").read_text() == (REPO / "config/edge.example.yaml").read_text()
     assert (root / "etc/edge/edge.example.yaml").exists()
 
@@ -193,6 +193,7 @@ def test_uninstall_keeps_data_and_config_and_purge_removes_everything(installed:
     kept = install(root, "--uninstall")
     assert kept.returncode == 0, kept.stdout + kept.stderr
     assert not (root / "opt/edge").exists() and not (root / "etc/systemd/system/edge.service").exists()
+    assert not list((root / "etc/systemd/system").glob("edge-backup.*"))
     assert (root / "var/lib/edge/edge.db").read_text() == "data"
     assert (root / "etc/edge/edge.yaml").exists() and (root / "etc/edge/mqtt-local.password").exists()
     assert (root / "etc/mosquitto/edge.passwd").exists() and ids(root, "passwd", "edge")

@@ -181,6 +181,8 @@ async def test_device_added_then_removed_without_touching_the_others(
         names = [s["name"] for s in gateway.supervisor.status()]
         assert "sim:sim1" not in names and "sim:sim2" in names
         assert all(s.name != "sim:sim1" for s in gateway.services)
+        assert gateway.commands is not None  # commands to the removed device: refused as unknown
+        assert not gateway.commands.knows("sim1") and gateway.commands.knows("sim2")
         assert gateway.rooms is not None and gateway.rooms in gateway.services
 
 

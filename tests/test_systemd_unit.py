@@ -47,12 +47,21 @@ def test_the_unit_runs_the_daemon_as_its_own_user_with_notify_watchdog_and_a_clo
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
-def test_systemd_scores_the_units_exposure_at_3_or_below() -> None:
-    run = subprocess.run(["systemd-analyze", "security", "--offline=true", str(UNIT)],
+@pytest.mark.parametrize("name", ["edge.service", "edge-backup.service"])
+def test_systemd_scores_the_units_exposure_at_3_or_below(name: str) -> None:
+    run = subprocess.run(["systemd-analyze", "security", "--offline=true", str(UNIT.with_name(name))],
                          capture_output=True, text=True, timeout=60)
-    found = re.search(r"Overall exposure level for edge\.service: ([0-9.]+)", run.stdout + run.stderr)
+    found = re.search(rf"Overall exposure level for {re.escape(name)}: ([0-9.]+)", run.stdout + run.stderr)
     assert found, run.stdout[-2000:] + run.stderr[-2000:]
     assert float(found.group(1)) <= 3.0
+
+
+def test_the_backup_timer_runs_edge_backup_daily_keeping_a_week() -> None:
+    service = (UNIT.with_name("edge-backup.service")).read_text()
+    timer = (UNIT.with_name("edge-backup.timer")).read_text()
+    assert "ExecStart=/opt/edge/venv/bin/edge backup --config /etc/edge/edge.yaml --keep 7" in service
+    assert "User=edge" in service and "Type=oneshot" in service
+    assert "OnCalendar=daily" in timer and "Persistent=true" in timer and "WantedBy=timers.target" in timer
 
 
 def test_the_unit_reloads_with_sighup_and_starts_after_the_local_broker() -> None:

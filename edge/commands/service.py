@@ -54,6 +54,11 @@ class CommandService:
         self._devices[device_id] = (device_type, executor)
         self._locks[device_id] = asyncio.Lock()
 
+    def unregister(self, device_id: str) -> None:
+        """Forget a device removed by a config reload: commands to it are refused as unknown."""
+        self._devices.pop(device_id, None)
+        self._locks.pop(device_id, None)
+
     def device_ids(self) -> list[str]:
         """Ids of every registered device."""
         return list(self._devices)

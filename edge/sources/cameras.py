@@ -32,7 +32,13 @@ from edge.vision.camera_reader import CameraReader, Frame
 from edge.vision.detector import Found, Prepared
 from edge.vision.models import VisionModels
 from edge.vision.motion import MotionGate
-from edge.vision.snapshots import SnapshotRefused, SnapshotStore, anonymise_faces, encode_jpeg
+from edge.vision.snapshots import (
+    SnapshotDiskLow,
+    SnapshotRefused,
+    SnapshotStore,
+    anonymise_faces,
+    encode_jpeg,
+)
 from edge.vision.tamper import TamperDetector
 from edge.vision.zones import Zone
 
@@ -318,6 +324,8 @@ class CameraService:
         try:
             snap = await asyncio.get_running_loop().run_in_executor(
                 self._models.pool, store.save, frame.image, self.camera.id, reason)
+        except SnapshotDiskLow:  # the snapshot store logs the episode once, not every frame
+            return None
         except (EdgeError, OSError) as err:  # SnapshotRefused included
             log.warning("camera %s: snapshot not kept: %s", self.camera.id, type(err).__name__)
             return None

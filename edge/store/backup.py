@@ -201,3 +201,13 @@ def _fsync(path: Path) -> None:
 def default_target(data_dir: Path) -> Path:
     """<data_dir>/backups/edge-<UTC timestamp>.db."""
     return data_dir / "backups" / f"edge-{stamp()}.db"
+
+
+def prune_backups(directory: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` edge-*.db backups in directory; return what was deleted."""
+    # The UTC timestamp in the name sorts in time order; unfinished *.partial files are not matched.
+    backups = sorted(directory.glob("edge-*.db"), reverse=True)
+    doomed = backups[max(keep, 1):]
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed

@@ -46,6 +46,13 @@ class SnapshotRefused(EdgeError):
         super().__init__(f"snapshot refused: {reason}")
 
 
+class SnapshotDiskLow(SnapshotRefused):
+    """Degraded mode: no new snapshots while disk space is low (logged once per episode)."""
+
+    def __init__(self) -> None:
+        super().__init__("disk space low")
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """One stored snapshot; snapshot_id is the only key that finds it again."""
@@ -200,7 +207,7 @@ class SnapshotStore:
         if not self._disk_low:
             log.warning("disk space low: new snapshots are not kept until space is freed")
         self._disk_low = True
-        raise SnapshotRefused("disk space low")
+        raise SnapshotDiskLow()
 
     def drop_oldest(self, count: int = 1) -> int:
         """Delete the count oldest snapshots whatever the limits (disk space low); return how many."""
