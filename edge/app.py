@@ -167,7 +167,8 @@ class Gateway:
         for key in camera_units(cfg):
             services += self._build_unit(key)
         # After the cameras: it prunes the snapshot store the first camera makes.
-        self.retention = RetentionService(cfg.retention, store, self.snapshots, self.clock, self.disk_guard)
+        self.retention = RetentionService(cfg.retention, store, self.snapshots, self.clock, self.disk_guard,
+                                          uplink=cfg.uplink is not None and cfg.uplink.enabled)
         services.append(self.retention)
         if cfg.console.enabled:
             services.append(self._build_console(store))

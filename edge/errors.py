@@ -84,6 +84,15 @@ class RestartBudgetExhausted(EdgeError):
         )
 
 
+class ServiceStuck(EdgeError):
+    """A service did not stop when asked (a reload could not replace it)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__(f"service(s) {', '.join(names)} did not stop in time; not replaced "
+                         "(restart the daemon: systemctl restart edge)")
+
+
 class MqttUnavailable(EdgeError):
     """The MQTT broker is not connected right now; the message was not sent."""
 

@@ -14,7 +14,7 @@ from edge.bus import Subscription
 from edge.config import EdgeConfig
 from edge.config_devices import PjlinkDeviceConfig
 from edge.config_loader import load_config
-from edge.errors import ConfigError, EdgeError, KeyUnusable, SecretUnavailable
+from edge.errors import ConfigError, KeyUnusable, SecretUnavailable
 from edge.logs import apply_log_config
 from edge.reload import MQTT_SENSORS, ReloadPlan, device_units, effective_config, plan_reload
 from edge.rooms_view import RoomsView
@@ -107,8 +107,15 @@ class ConfigReloader:
         gw.config = config
         try:
             await self._apply(plan, secrets, retired)
-        except EdgeError as err:
-            log.error("config reload partly applied: %s", err)
+        except Exception as err:
+            if gw.supervisor is not None and gw.supervisor.stopping:
+                raise  # e.g. a swapped-in service spent its restart budget: the run is ending
+            # The new config is in place but not every service took it: say so, and say how out.
+            # (A service past its restart budget ends the supervisor's run by itself.)
+            log.exception("config reload partly applied; restart the daemon to apply all of it "
+                          "(systemctl restart edge)")
+            await self._audit("config.reload_failed", {"problems": [f"partly applied: {err}"]})
+            return False
         self.reloads += 1
         live = [k for k in plan.changed if k not in plan.needs_restart]
         log.info("config reloaded from %s: %s", gw.config_path,
@@ -163,6 +170,7 @@ class ConfigReloader:
             apply_log_config(cfg.log.level, cfg.log.format)
         if gw.retention is not None:  # read at its next run; metrics settings via the console's config
             gw.retention.reconfigure(cfg.retention)
+            gw.retention.uplink = cfg.uplink is not None and cfg.uplink.enabled
         if plan.alerts or retired:
             gw.alerts.reconfigure(cfg, retired)
         if gw.commands is not None:
@@ -207,6 +215,8 @@ class ConfigReloader:
                 await self._swap(old_console, [])
             else:
                 await self._swap(old_console, [gw._build_console(gw.store)])
+        if gw.retention is not None:  # a first camera added by this reload made the snapshot store
+            gw.retention.snapshots = gw.snapshots
         if gw.console is not None:  # what the console's routes read
             ctx = gw.console.app.state.console
             ctx.config, ctx.rooms, ctx.snapshots = cfg, gw.rooms, gw.snapshots

@@ -132,7 +132,7 @@ async def health_report(gateway: GatewayView) -> dict[str, Any]:
     online = gateway.health.online if gateway.health is not None else {}
     store = gateway.store
     db_size, free = await asyncio.to_thread(_files_and_disk, store.path if store else None, config.data_dir)
-    store_report = None if store is None else {**await store.stats(), "db_bytes": db_size}
+    store_report = None if store is None else {**await store.stats(exact=False), "db_bytes": db_size}
     bus = gateway.bus.stats()
     guard = gateway.disk_guard.report() if gateway.disk_guard is not None else None
     if guard is not None and guard["level"] != "ok":

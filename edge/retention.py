@@ -31,10 +31,15 @@ class RetentionService:
     name = "retention"
 
     def __init__(self, config: RetentionConfig, store: Store, snapshots: SnapshotStore | None,
-                 clock: Clock, guard: DiskGuard | None = None, first_run_s: float = FIRST_RUN_S) -> None:
+                 clock: Clock, guard: DiskGuard | None = None, first_run_s: float = FIRST_RUN_S,
+                 uplink: bool = True) -> None:
         self._config = config
+        # With an uplink, events still queued for it are kept whatever their age; without one
+        # nothing would ever send them, so they age out like the rest.
+        self.uplink = uplink
+        self.snapshots = snapshots  # a reload that adds the first camera sets it
         self._store = store
-        self._snapshots = snapshots
+        self.snapshots = snapshots
         self._clock = clock
         self._guard = guard
         self._first_run_s = first_run_s
@@ -53,8 +58,13 @@ class RetentionService:
                     await self.run_once()
                 except StoreError as err:  # a busy or failing disk: try again next interval
                     log.warning("retention run failed: %s", err)
+                except Exception:  # a snapshot dir removed by hand, a root-owned file: not a crash loop
+                    log.exception("retention run failed; trying again in %.0f s", self._config.interval_s)
             else:
-                await self.free_disk()
+                try:
+                    await self.free_disk()
+                except Exception:
+                    log.exception("freeing disk space failed")
             await asyncio.sleep(tick)
 
     async def run_once(self) -> dict[str, Any]:
@@ -64,10 +74,11 @@ class RetentionService:
                 "commands": self._config.commands_days, "audit": self._config.audit_days}
         deleted: dict[str, int] = {}
         for table in TABLES:
-            deleted[table] = await self._store.prune(table, now - days[table] * DAY_S)
+            deleted[table] = await self._store.prune(table, now - days[table] * DAY_S,
+                                                     keep_queued=self.uplink)
         snapshots = 0
-        if self._snapshots is not None:
-            snapshots = await asyncio.to_thread(self._snapshots.prune)
+        if self.snapshots is not None:
+            snapshots = await asyncio.to_thread(self.snapshots.prune)
         deleted["snapshots"] = snapshots + await self.free_disk()
         log.info("retention: deleted %s", ", ".join(f"{n} {what}" for what, n in deleted.items()))
         if any(deleted.values()):
@@ -77,7 +88,7 @@ class RetentionService:
 
     async def free_disk(self) -> int:
         """While disk space is low, delete the oldest snapshots until it is not; return how many."""
-        guard, snapshots = self._guard, self._snapshots
+        guard, snapshots = self._guard, self.snapshots
         if guard is None or snapshots is None or not guard.min_free:
             return 0
         removed = 0

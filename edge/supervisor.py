@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from edge.clock import Clock, SystemClock
-from edge.errors import RestartBudgetExhausted
+from edge.errors import RestartBudgetExhausted, ServiceStuck
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,13 @@ class Supervisor:
         self._running.difference_update(doomed)  # their end is not a crash for run() to report
         self._changed.set()
         await self._stop_tasks(list(reversed(doomed)))
+        # One that ignored its cancellation is still running: starting its replacement would put
+        # two of them on one serial port or stream. It stays tracked, so the shutdown retries it.
+        stuck = [t for t in doomed if not t.done()]
+        if stuck:
+            for task in stuck:
+                self.states[task.get_name()].state = "stuck"
+            raise ServiceStuck([t.get_name() for t in stuck])
         for task in doomed:
             self._tasks.remove(task)
             self.states.pop(task.get_name(), None)

@@ -207,3 +207,16 @@ def test_backup_without_a_database_or_config_fails_cleanly(
     assert main(["backup", "--config", str(tmp_path / "missing.yaml")]) == 1
     err = capsys.readouterr().err
     assert "missing.yaml" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to another user")
+async def test_root_backup_leaves_the_backups_to_the_database_owner(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    store = await Store.open(data)
+    await store.add_event(event(1))
+    await store.close()
+    os.chown(data / DB_FILENAME, 4242, 4243)  # the service user's database
+    info = backup(data / DB_FILENAME, data / "backups" / "edge-1.db")
+    for path in (data / "backups", info.path):
+        assert (path.stat().st_uid, path.stat().st_gid) == (4242, 4243), path

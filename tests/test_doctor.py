@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from edge.cli import main
+from edge.config_loader import load_config
+from edge.doctor import checks_store
 from edge.doctor.report import FAIL, PASS, WARN, Check, Line, run_checks
 from edge.store import DB_FILENAME, LATEST_VERSION
 from edge.store.database import Database
@@ -224,6 +226,22 @@ def test_database_schema_versions(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, lines = in_process(write_config(tmp_path), capsys)
     assert line_of(lines, "database").status == FAIL and "newer" in line_of(lines, "database").message
     assert code == 1
+
+
+def test_an_integrity_check_past_its_deadline_is_a_warning_and_keeps_the_version_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    database = Database(data / DB_FILENAME)
+    with database.db.conn:
+        database.db.conn.executemany(
+            "INSERT INTO readings (ts, device_id, metric, value, unit) VALUES (?, 'd', 'co2', ?, 'ppm')",
+            [(float(i), 400.0 + i % 50) for i in range(20_000)])
+    database.db.conn.close()
+    config = load_config(write_config(tmp_path))
+    version, integrity = checks_store.database(config, timeout_s=0.0)
+    assert version.status == PASS and "current" in version.message
+    assert integrity.status == WARN and "did not finish within 0s" in integrity.message
+    assert [line.status for line in checks_store.database(config, timeout_s=30.0)] == [PASS, PASS]
 
 
 def test_a_hanging_or_crashing_check_becomes_a_fail_line() -> None:

@@ -78,7 +78,8 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Iterator[Installed]:
-    root = tmp_path_factory.mktemp("root")
+    root = tmp_path_factory.mktemp("root") / "gateway box"  # a space: every path stays quoted
+    root.mkdir()
     (root / "etc").mkdir()
     for name, text in SEED.items():
         (root / "etc" / name).write_text(text)
@@ -116,8 +117,9 @@ def test_the_offline_install_builds_the_tree_with_a_working_non_editable_edge(in
                            capture_output=True, text=True, timeout=60, cwd=root)
     assert check.returncode == 0, check.stderr
     where = subprocess.run([str(root / "opt/edge/venv/bin/python"), "-c",
-                            "import edge, edge.config_vision as v; print(edge.__file__, v.REPO_MODELS)"],
-                           capture_output=True, text=True, timeout=60, cwd=root).stdout.split()
+                            "import edge, edge.config_vision as v\n"
+                            "print(edge.__file__)\nprint(v.REPO_MODELS)"],
+                           capture_output=True, text=True, timeout=60, cwd=root).stdout.splitlines()
     # A real wheel in site-packages (not the checkout), and the models default is where they were copied.
     assert where[0].startswith(str(root / "opt/edge/venv/lib")) and where[1] == "/opt/edge/models"
     assert not list((root / "opt/edge/venv/lib").glob("python3*/site-packages/__editable__*"))

@@ -52,7 +52,7 @@ async def test_occupancy_cap_drops_the_oldest_and_counts_them(tmp_path: Path) ->
     assert all(r.topic == "occupancy" and r.seq is None for r in rows)
     stats = await store.outbox_stats(T0 + 10)
     assert stats["classes"]["occupancy"]["count"] == 5 and not stats["classes"]["occupancy"]["over_cap"]
-    assert stats["dropped"]["occupancy"] == {"full": 2, "expired": 0}
+    assert stats["dropped"]["occupancy"] == {"full": 2, "expired": 0, "retention": 0}
     assert stats["classes"]["occupancy"]["oldest_age_s"] == 10.0
     await store.close()
 
@@ -75,7 +75,7 @@ async def test_events_over_their_cap_are_kept_and_flagged(tmp_path: Path) -> Non
     seqs = [(await store.add_event(event(i))).seq for i in range(3)]
     stats = await store.outbox_stats()
     assert stats["classes"]["event"]["count"] == 3 and stats["classes"]["event"]["over_cap"]
-    assert stats["dropped"]["event"] == {"full": 0, "expired": 0}
+    assert stats["dropped"]["event"] == {"full": 0, "expired": 0, "retention": 0}
     rows = await store.outbox_pending("event", 10, now=T0 + 10**9)  # events never expire
     assert [r.seq for r in rows] == seqs and [json.loads(r.payload)["seq"] for r in rows] == seqs
     for bad in ("event", "nonsense"):

@@ -115,3 +115,30 @@ def test_projector_host_is_validated() -> None:
     for bad in ("a..b", "-x", "", "host name"):
         with pytest.raises(ValidationError):
             PjlinkDeviceConfig.model_validate({**base, "host": bad})
+
+
+async def test_a_retained_command_is_ignored_and_never_runs_on_reconnect(
+        tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PJLINK_TEST_PASSWORD", "JBMIAProjectorLink")
+    projector = SimulatedProjector("JBMIAProjectorLink", warm_up_s=0.2, cool_down_s=0.2)
+    port = await projector.start()
+    prefix = f"t/{tmp_path.name}"
+    path = gateway_config_path(tmp_path, mosquitto, [projector_device("proj1", port)])
+    try:
+        async with watching(mosquitto, f"{prefix}/#") as mqtt:
+            # Left retained on the broker by a careless dashboard, before the gateway starts.
+            await mqtt.client.publish(f"{prefix}/device/proj1/cmd", json.dumps(
+                {"command_id": "kept", "action": "power", "args": {"state": "on"}}).encode(), qos=1,
+                retain=True)
+            async with running_gateway(path) as gateway:
+                await mqtt.wait_json(f"{prefix}/device/proj1/status", lambda b: b["online"])
+                await mqtt.wait_json(f"{prefix}/reading/proj1/power", lambda b: b["value"] == 0)
+                assert gateway.link is not None and gateway.link.stats.rejected >= 1
+                # A live command still runs, and its result is the only one published.
+                await mqtt.client.publish(f"{prefix}/device/proj1/cmd", json.dumps(
+                    {"command_id": "live", "action": "power", "args": {"state": "on"}}).encode(), qos=1)
+                result = await mqtt.wait_json(f"{prefix}/device/proj1/cmd/result")
+                assert result["command_id"] == "live" and result["status"] == "ok", result
+            await mqtt.client.publish(f"{prefix}/device/proj1/cmd", b"", qos=1, retain=True)  # clean up
+    finally:
+        await projector.stop()

@@ -352,3 +352,25 @@ async def test_a_removed_device_is_no_offline_alert_but_a_kept_one_still_is(
         async with asyncio.timeout(5):
             while "device_offline:sim2" not in gateway.alerts.engine.active:
                 await asyncio.sleep(0.05)
+
+
+async def test_a_reload_that_fails_half_way_says_so_and_the_gateway_keeps_running(
+        tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    path = gateway_config_path(tmp_path, mosquitto, [SIM1])
+    async with running_gateway(path) as gateway:
+        gateway.config_path = path
+
+        def broken(key: str) -> list[Any]:
+            raise ValueError(f"cannot build {key}")
+
+        monkeypatch.setattr(gateway, "_build_unit", broken)  # a bug while building the new device
+        edit(path, devices=[SIM1, SIM2])
+        with caplog.at_level(logging.ERROR):
+            assert await gateway.reload() is False
+        assert "config reload partly applied" in caplog.text and "systemctl restart edge" in caplog.text
+        actions = await audit_actions(gateway)
+        assert actions[-1][0] == "config.reload_failed"
+        assert "partly applied: cannot build sim:sim2" in actions[-1][1]["problems"][0]
+        assert gateway.supervisor is not None and not gateway.supervisor.stopping
+        assert {s["name"]: s["state"] for s in gateway.supervisor.status()}["sim:sim1"] == "running"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,7 @@ from edge.bus import Bus
 from edge.clock import ManualClock
 from edge.config_ops import RetentionConfig
 from edge.disk_guard import DiskGuard
+from edge.errors import StoreError
 from edge.events import Reading, SafetyEvent, Severity
 from edge.recorder import Recorder
 from edge.retention import RetentionService
@@ -119,6 +123,60 @@ async def test_pruned_chain_still_catches_a_tampered_kept_row_and_recent_rows_ca
     conn.close()
     store = await Store.open(tmp_path, clock)
     assert await store.verify_audit() == 14
+    await store.close()
+
+
+async def test_audit_rows_younger_than_180_days_cannot_be_deleted_even_with_the_cutoff_set(
+    tmp_path: Path
+) -> None:
+    clock = ManualClock(start=time.time() - 10 * DAY)  # the trigger measures age on the real clock
+    store = await Store.open(tmp_path, clock)
+    for i in range(3):
+        await store.append_audit("ada", "user.add", f"u{i}")
+    # The job itself, asked to delete everything: the trigger refuses, nothing goes.
+    with pytest.raises(StoreError):
+        await store.prune("audit", clock.now() + DAY)
+    await store.close()
+    conn = sqlite3.connect(tmp_path / DB_FILENAME)
+    conn.execute("INSERT INTO meta (key, value) VALUES ('audit.prune_before', '1e99')")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM audit WHERE id = 1")
+    conn.rollback()
+    assert conn.execute("SELECT count(*) FROM audit").fetchone()[0] == 3
+    conn.close()
+
+
+async def test_without_an_uplink_old_events_go_with_their_outbox_rows(tmp_path: Path) -> None:
+    clock = ManualClock()
+    store = await Store.open(tmp_path, clock)
+    old = [await store.add_event(SafetyEvent("door_forced", Severity.CRITICAL, 1.0, "n", "r1"))
+           for _ in range(3)]
+    clock.advance(400 * DAY)
+    recent = await store.add_event(SafetyEvent("panic_button", Severity.CRITICAL, 2.0, "n", "r1"))
+    kept = await RetentionService(RetentionConfig(), store, None, clock, uplink=True).run_once()
+    assert kept["deleted"]["events"] == 0  # queued for an uplink: kept whatever their age
+    gone = await RetentionService(RetentionConfig(), store, None, clock, uplink=False).run_once()
+    assert gone["deleted"]["events"] == 3
+    pending = await store.outbox_pending("event", 100)
+    assert [json.loads(r.payload)["seq"] for r in pending] == [recent.seq]
+    stats = await store.outbox_stats()
+    assert stats["classes"]["event"]["count"] == 1  # the totals follow the deleted rows
+    assert stats["dropped"]["event"]["retention"] == 3
+    conn = sqlite3.connect(tmp_path / DB_FILENAME)
+    assert {r[0] for r in conn.execute("SELECT seq FROM events")} == {recent.seq}
+    assert not {e.seq for e in old} & {r[0] for r in conn.execute("SELECT seq FROM outbox")}
+    conn.close()
+    await store.close()
+
+
+async def test_a_snapshot_dir_removed_by_hand_does_not_stop_retention(tmp_path: Path) -> None:
+    clock = ManualClock()
+    (tmp_path / "db").mkdir()
+    store = await Store.open(tmp_path / "db", clock)
+    snapshots = SnapshotStore(tmp_path / "snapshots", face_finder=None, blur_faces=False, clock=clock.now)
+    shutil.rmtree(tmp_path / "snapshots")
+    result = await RetentionService(RetentionConfig(), store, snapshots, clock).run_once()
+    assert result["deleted"]["snapshots"] == 0
     await store.close()
 
 

@@ -194,3 +194,15 @@ async def test_events_handed_in_together_share_commits_keep_their_order_and_a_ba
         assert stats["events"] == 200 and stats["last_seq"] == 200
     finally:
         await store.close()
+
+
+async def test_estimated_counts_follow_the_key_span_and_match_exact_ones_without_holes(
+        tmp_path: Path) -> None:
+    store = await Store.open(tmp_path)
+    assert (await store.stats(exact=False))["readings"] == 0
+    await store.add_readings([Reading("d", "co2", 400.0 + i, "ppm", float(i)) for i in range(50)])
+    for _ in range(3):
+        await store.add_event(SafetyEvent("panic_button", Severity.CRITICAL, 1.0, "n", "r1"))
+    exact, estimate = await store.stats(), await store.stats(exact=False)
+    assert estimate == exact and exact["readings"] == 50 and exact["events"] == 3
+    await store.close()

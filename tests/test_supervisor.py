@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from edge.backoff import Backoff
-from edge.errors import RestartBudgetExhausted
+from edge.errors import RestartBudgetExhausted, ServiceStuck
 from edge.supervisor import RestartPolicy, Supervisor
 from tests.conftest import cancel_and_wait
 
@@ -82,22 +82,25 @@ async def test_budget_exhausted_ends_the_run_and_stops_the_rest() -> None:
     assert sup.states["doomed"].state == "failed"
 
 
+class Stubborn:
+    name = "stubborn"
+
+    def __init__(self) -> None:
+        self.ignored = 0
+        self.release = False
+
+    async def run(self, ready: Callable[[], None]) -> None:
+        ready()
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                if self.release:
+                    raise
+                self.ignored += 1  # swallows cancels, as a buggy library might
+
+
 async def test_stop_recancels_and_is_bounded_by_the_shutdown_timeout() -> None:
-    class Stubborn:
-        name = "stubborn"
-        ignored = 0
-        release = False
-
-        async def run(self, ready: Callable[[], None]) -> None:
-            ready()
-            while True:
-                try:
-                    await asyncio.sleep(10)
-                except asyncio.CancelledError:
-                    if self.release:
-                        raise
-                    self.ignored += 1  # swallows cancels, as a buggy library might
-
     stubborn = Stubborn()
     sup = Supervisor([stubborn], RestartPolicy(shutdown_timeout_s=0.8))
     started = asyncio.Event()
@@ -188,6 +191,24 @@ async def test_a_swapped_in_service_gets_the_same_restart_budget() -> None:
     with pytest.raises(RestartBudgetExhausted):  # and the run ends as for any other service
         await asyncio.wait_for(task, 5)
     assert journal.count("start doomed") == FAST.max_restarts + 1 and "stop steady" in journal
+
+
+async def test_a_service_that_will_not_stop_is_not_replaced_by_a_second_copy() -> None:
+    journal: list[str] = []
+    stubborn = Stubborn()
+    sup = Supervisor([stubborn], RestartPolicy(shutdown_timeout_s=0.5, ready_timeout_s=2.0))
+    started = asyncio.Event()
+    task = asyncio.create_task(sup.run(started.set))
+    await asyncio.wait_for(started.wait(), 2)
+    replacement = Recorded("stubborn", journal)
+    with pytest.raises(ServiceStuck, match="stubborn"):
+        await sup.swap(["stubborn"], [replacement])
+    assert "start stubborn" not in journal  # the old one still runs: no second copy beside it
+    assert sup.states["stubborn"].state == "stuck"
+    stubborn.release = True  # the shutdown tries it again and now it goes
+    sup.stop()
+    await asyncio.wait_for(task, 3)
+    assert sup.states["stubborn"].state == "stopped"
 
 
 async def test_swap_refuses_when_not_running() -> None:

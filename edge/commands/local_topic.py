@@ -39,7 +39,9 @@ class LocalCommandTopic:
         self._clock = clock
         self._queues: dict[str, asyncio.Queue[bytes]] = {}
         self.handled = 0
-        link.subscribe(f"{prefix}/device/+/cmd", self._on_message, qos=1)
+        # A retained command would be delivered again on every reconnect, long after its
+        # command_id has aged out of the store: commands are live messages only.
+        link.subscribe(f"{prefix}/device/+/cmd", self._on_message, qos=1, retained=False)
 
     def _queue(self, device_id: str) -> asyncio.Queue[bytes]:
         return self._queues.setdefault(device_id, asyncio.Queue(maxsize=QUEUE_PER_DEVICE))

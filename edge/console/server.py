@@ -86,8 +86,10 @@ class ConsoleServer:
         return f"{scheme}://{host}:{self.bound_port if self.bound_port is not None else self.port}/"
 
     def _config(self) -> uvicorn.Config:
+        # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any loopback client
+        # as the client address, and /metrics, throttling and the audit log rely on it.
         config = uvicorn.Config(self.app, host=self.host, port=self.port, lifespan="off",
-                                log_config=None, access_log=False, server_header=False,
+                                log_config=None, access_log=False, server_header=False, proxy_headers=False,
                                 ssl_certfile=self.tls_cert_file, ssl_keyfile=self.tls_key_file,
                                 # open SSE streams must not hold up a gateway shutdown
                                 timeout_graceful_shutdown=int(STOP_GRACE_S))

@@ -58,7 +58,7 @@ def build_checks(config: EdgeConfig, demo: bool, timeout_s: float) -> list[Check
     """Every check that needs a valid config, in the order they are printed."""
     return [
         Check("data dir", lambda: checks_store.data_dir(config)),
-        Check("database", lambda: checks_store.database(config)),
+        Check("database", lambda: checks_store.database(config, timeout_s)),
         Check("local broker", lambda: checks_mqtt.local_broker(config, timeout_s)),
         Check("central broker", lambda: checks_mqtt.central_broker(config, timeout_s)),
         Check("console", lambda: checks_host.console(config, timeout_s)),

@@ -76,9 +76,9 @@ class MqttLink:
         """Run hook after every (re)connect, e.g. to restore retained state the broker lost."""
         self._connect_hooks.append(hook)
 
-    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
-        """Register a handler; it is (re)subscribed on every connect."""
-        self._subs.append(Subscription(topic_filter, qos, handler))
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1, retained: bool = True) -> None:
+        """Register a handler; it is (re)subscribed on every connect. retained=False: live messages only."""
+        self._subs.append(Subscription(topic_filter, qos, handler, retained))
 
     async def publish(
         self, topic: str, payload: bytes, qos: int = 0, retain: bool = False
@@ -284,6 +284,11 @@ class MqttLink:
         topic = message.topic.value
         for sub in self._subs:
             if message.topic.matches(sub.topic_filter):
+                if message.retain and not sub.retained:
+                    self.stats.rejected += 1
+                    log.warning("%s: ignored a retained message on %s (it would run again on every "
+                                "reconnect); publish it without retain", self.name, topic)
+                    continue
                 try:
                     await sub.handler(topic, data)
                 except (ValueError, EdgeError) as err:

@@ -40,9 +40,12 @@ class LinkStats:
 
 @dataclass
 class Subscription:
+    """A topic filter and its handler; retained=False drops retained messages (counted rejected)."""
+
     topic_filter: str
     qos: int
     handler: Handler
+    retained: bool = True
 
 
 @dataclass

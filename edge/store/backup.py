@@ -46,7 +46,13 @@ def backup(db_path: Path, target: Path) -> BackupInfo:
         raise BackupError(f"no database at {db_path}")
     if target.exists():
         raise BackupError(f"{target} already exists")
+    fresh_dir = not target.parent.exists()
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Root backing up for the service user: the backups dir and file belong to the database's
+    # owner, or the daily timer (running as that user) could no longer write there.
+    owner = db_path.stat() if os.geteuid() == 0 else None
+    if owner is not None and fresh_dir:
+        os.chown(target.parent, owner.st_uid, owner.st_gid)
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
     # The copy holds password hashes and the audit log: private from its first byte.
@@ -66,6 +72,8 @@ def backup(db_path: Path, target: Path) -> BackupInfo:
             src.close()
         info = inspect(partial, target)
         _fsync(partial)
+        if owner is not None:
+            os.chown(partial, owner.st_uid, owner.st_gid)
         partial.rename(target)
         _fsync(target.parent)
     except sqlite3.Error as err:

@@ -269,9 +269,19 @@ class Database:
         return [{"id": r[0], "ts": r[1], "actor": r[2], "action": r[3], "target": r[4],
                  "detail": json.loads(r[5])} for r in rows]
 
-    def stats(self) -> dict[str, int]:
-        """Return row counts and the last issued seq."""
-        out = {t: self.db[t].count for t in ("readings", "events", "audit")}
+    def stats(self, exact: bool = True) -> dict[str, int]:
+        """Return row counts and the last issued seq; exact=False estimates counts from the key span.
+
+        A count(*) of a month of readings reads a whole index and holds the store thread meanwhile;
+        the span of the integer keys costs two index lookups and is exact unless rows were deleted
+        out of key order (retention keeps a few old events, and readings may arrive out of order).
+        """
+        if exact:
+            out = {t: self.db[t].count for t in ("readings", "events", "audit")}
+        else:
+            out = {t: int(self.db.execute(f"SELECT coalesce(max({key}) - min({key}) + 1, 0) FROM {t}")
+                          .fetchone()[0])
+                   for t, key in (("readings", "id"), ("events", "seq"), ("audit", "id"))}
         # The per-class totals the outbox keeps in counters: a count(*) would scan a large backlog.
         out["outbox_pending"] = int(self.db.execute(
             "SELECT coalesce(sum(value), 0) FROM counters WHERE name LIKE 'outbox.rows.%'").fetchone()[0])
@@ -285,10 +295,10 @@ class Database:
         with self.db.atomic():  # its own transaction: an implicit one left open would swallow later commits
             retention.prepare(self.db.conn)
 
-    def retention_batch(self, table: str, cutoff: float, batch: int) -> int:
+    def retention_batch(self, table: str, cutoff: float, batch: int, keep_queued: bool = True) -> int:
         """Delete up to batch rows of table older than cutoff in one transaction; return how many."""
         with self.db.atomic():
-            return retention.delete_batch(self.db.conn, table, cutoff, batch)
+            return retention.delete_batch(self.db.conn, table, cutoff, batch, keep_queued)
 
     def integrity_check(self) -> str:
         """Run SQLite's integrity check; 'ok' when the file is sound."""

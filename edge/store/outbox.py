@@ -19,7 +19,7 @@ from edge.config_uplink import CLASSES, OutboxConfig
 
 MB = 1024 * 1024  # max_mb in the config, as edge.uplink.intake reads it
 Limits = dict[str, tuple[int, int, float | None]]  # class -> (max_rows, max_bytes, ttl_s)
-REASONS = ("full", "expired")
+REASONS = ("full", "expired", "retention")  # retention: old events with no uplink to send them
 NO_BOUND = float("inf")
 LAST_DELIVERED = "outbox.last_delivered_at"  # meta key
 
@@ -76,7 +76,7 @@ def count_rows(conn: sqlite3.Connection, msg_class: str, rows: int, nbytes: int)
     bump(conn, {f"outbox.rows.{msg_class}": rows, f"outbox.bytes.{msg_class}": nbytes})
 
 
-def _removed(conn: sqlite3.Connection, deleted: Iterable[tuple[str, int]], kind: str,
+def removed(conn: sqlite3.Connection, deleted: Iterable[tuple[str, int]], kind: str,
              reason: str = "") -> dict[str, int]:
     """Take deleted (class, bytes) rows off the totals and count them as `kind`; per-class counts."""
     per: dict[str, list[int]] = {}
@@ -113,7 +113,7 @@ def enforce_cap(conn: sqlite3.Connection, msg_class: str, max_rows: int, max_byt
     deleted = conn.execute("DELETE FROM outbox INDEXED BY outbox_class_id WHERE msg_class = ? "
                            "AND delivered_at IS NULL AND id <= ? RETURNING msg_class, bytes",
                            [msg_class, cut]).fetchall()
-    return _removed(conn, deleted, "dropped", "full").get(msg_class, 0)
+    return removed(conn, deleted, "dropped", "full").get(msg_class, 0)
 
 
 def insert(conn: sqlite3.Connection, msg_class: str, items: Iterable[tuple[str, float]],
@@ -152,7 +152,7 @@ def delivered(conn: sqlite3.Connection, ids: list[int], ts: float) -> None:
     """Delete delivered rows (ids already gone are ignored), count them, remember when."""
     deleted = conn.execute("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?)) "
                            "RETURNING msg_class, bytes", [json.dumps(ids)]).fetchall()
-    _removed(conn, deleted, "delivered")
+    removed(conn, deleted, "delivered")
     conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [LAST_DELIVERED, repr(ts)])
 
@@ -163,7 +163,7 @@ def expire(conn: sqlite3.Connection, now: float, limit: int) -> dict[str, int]:
         "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox INDEXED BY outbox_expires "
         "WHERE expires_at <= ? AND delivered_at IS NULL LIMIT ?) RETURNING msg_class, bytes",
         [now, limit]).fetchall()
-    return _removed(conn, deleted, "dropped", "expired")
+    return removed(conn, deleted, "dropped", "expired")
 
 
 def stats(conn: sqlite3.Connection, now: float, limits: Limits) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from edge.store import outbox
+
 TABLES = ("readings", "events", "commands", "audit")
 PRUNE_BEFORE = "audit.prune_before"  # meta key, set only inside the audit delete's own transaction
 ANCHOR = "audit.anchor"  # meta key: hash of the newest deleted audit row, where verification starts
@@ -30,18 +32,18 @@ def prepare(conn: sqlite3.Connection) -> None:
     conn.execute(_KEEP_OPEN_ALERTS)
 
 
-def delete_batch(conn: sqlite3.Connection, table: str, cutoff: float, batch: int) -> int:
-    """Delete up to batch rows of table older than cutoff (epoch s); return how many went."""
+def delete_batch(conn: sqlite3.Connection, table: str, cutoff: float, batch: int,
+                 keep_queued: bool = True) -> int:
+    """Delete up to batch rows of table older than cutoff (epoch s); return how many went.
+
+    keep_queued (events only): keep events still waiting in the outbox; without an uplink nothing
+    will ever send them, so they go with their outbox rows (counted as dropped 'retention').
+    """
     if table == "readings":
         cur = conn.execute("DELETE FROM readings WHERE id IN "
                            "(SELECT id FROM readings WHERE ts < ? ORDER BY ts LIMIT ?)", [cutoff, batch])
     elif table == "events":
-        # stored_at is the gateway's clock (occurred_at may come from a device's); an event still in
-        # the outbox has not reached the campus platform yet and is kept whatever its age.
-        cur = conn.execute(
-            "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE stored_at < ? "
-            "AND seq NOT IN (SELECT seq FROM outbox WHERE msg_class = 'event' AND seq IS NOT NULL) "
-            "AND seq NOT IN (SELECT seq FROM temp.retention_keep) ORDER BY seq LIMIT ?)", [cutoff, batch])
+        return _delete_events(conn, cutoff, batch, keep_queued)
     elif table == "commands":
         # received_at <= finished_at, so the received_at index narrows the scan; running ones stay.
         cur = conn.execute(
@@ -52,6 +54,24 @@ def delete_batch(conn: sqlite3.Connection, table: str, cutoff: float, batch: int
     else:
         raise ValueError(f"no retention for table {table!r}")
     return int(cur.rowcount)
+
+
+def _delete_events(conn: sqlite3.Connection, cutoff: float, batch: int, keep_queued: bool) -> int:
+    # stored_at is the gateway's clock (occurred_at may come from a device's). With an uplink, an
+    # event still in the outbox has not reached the campus platform yet and is kept whatever its age.
+    queued = ("AND seq NOT IN (SELECT seq FROM outbox WHERE msg_class = 'event' AND seq IS NOT NULL) "
+              if keep_queued else "")
+    seqs = [row[0] for row in conn.execute(
+        f"SELECT seq FROM events WHERE stored_at < ? {queued}"
+        "AND seq NOT IN (SELECT seq FROM temp.retention_keep) ORDER BY seq LIMIT ?", [cutoff, batch])]
+    if not seqs:
+        return 0
+    marks = ",".join("?" * len(seqs))
+    if not keep_queued:
+        gone = conn.execute(f"DELETE FROM outbox WHERE msg_class = 'event' AND seq IN ({marks}) "
+                            "RETURNING msg_class, bytes", seqs).fetchall()
+        outbox.removed(conn, gone, "dropped", "retention")
+    return int(conn.execute(f"DELETE FROM events WHERE seq IN ({marks})", seqs).rowcount)
 
 
 def _delete_audit(conn: sqlite3.Connection, cutoff: float, batch: int) -> int:

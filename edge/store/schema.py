@@ -136,13 +136,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         "audit retention: deletes below the cutoff retention records, chain anchored; outbox recount",
         # The job writes meta 'audit.prune_before' and 'audit.anchor' (the hash of the newest row it
         # deleted) in the same transaction as the delete, and removes the cutoff again before commit;
-        # without the key (NULL comparison) every delete is refused as before. The outbox totals are
+        # without the key every delete is refused as before, and rows younger than 180 days (six
+        # months, the Cybersecurity Law's log retention) are refused even with it. The outbox totals are
         # counted again from the rows, so a database restored or edited by hand starts out agreeing.
         """
         DROP TRIGGER audit_no_delete;
         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-            WHEN coalesce(OLD.ts < (SELECT CAST(value AS REAL) FROM meta WHERE key = 'audit.prune_before'),
-                          0) = 0
+            WHEN NOT (OLD.ts < coalesce((SELECT CAST(value AS REAL) FROM meta
+                                         WHERE key = 'audit.prune_before'), -1)
+                      AND OLD.ts < CAST(strftime('%s', 'now') AS REAL) - 180 * 86400)
             BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
         DELETE FROM counters WHERE name >= 'outbox.rows.' AND name < 'outbox.rows/';
         DELETE FROM counters WHERE name >= 'outbox.bytes.' AND name < 'outbox.bytes/';

@@ -168,23 +168,27 @@ class Store:
         """Return up to limit audit records, newest first, with ids below before_id."""
         return await self._call(self._db.audit_page, limit, before_id)
 
-    async def stats(self) -> dict[str, int]:
-        """Return row counts and the last issued seq."""
-        return await self._call(self._db.stats)
+    async def stats(self, exact: bool = True) -> dict[str, int]:
+        """Return row counts (estimated from the key span unless exact) and the last issued seq."""
+        return await self._call(self._db.stats, exact)
 
     async def schema_version(self) -> int:
         """Return the database's schema version."""
         return await self._call(self._db.schema_version)
 
-    async def prune(self, table: str, older_than: float, batch: int = RETENTION_BATCH) -> int:
-        """Delete rows of a retention table older than the epoch time older_than; return how many."""
+    async def prune(self, table: str, older_than: float, batch: int = RETENTION_BATCH,
+                    keep_queued: bool = True) -> int:
+        """Delete rows of a retention table older than the epoch time older_than; return how many.
+
+        keep_queued=False (no uplink configured): events waiting in the outbox go too.
+        """
         if table == "events":
             await self._call(self._db.retention_prepare)
         total = 0
         while True:
             # One transaction per batch, each its own job on the store thread: event commits
             # queued meanwhile run between two batches instead of waiting for the whole delete.
-            done = await self._call(self._db.retention_batch, table, older_than, batch)
+            done = await self._call(self._db.retention_batch, table, older_than, batch, keep_queued)
             total += done
             if done < batch:
                 return total

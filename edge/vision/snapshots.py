@@ -262,6 +262,8 @@ class SnapshotStore:
     def prune(self) -> int:
         """Delete by age, then count, then total bytes (oldest first); return how many went."""
         with self._lock:
+            if not self.directory.is_dir():  # removed by hand to free space: nothing to prune
+                return 0
             self._remove_strays()
             now = self._clock()
             oldest_first = sorted(self._scan(), key=lambda s: (s.taken_at, s.snapshot_id))
