@@ -82,7 +82,7 @@ def core_families(report: dict[str, Any]) -> Iterator[Metric]:
         if c["inference_ms"] is not None:
             for quantile, key in (("0.5", "p50"), ("0.99", "p99")):
                 latency.add_sample("edge_inference_latency_seconds", {"camera": cam, "quantile": quantile},
-                                   c["inference_ms"][key] / 1000)
+                                   round(c["inference_ms"][key] / 1000, 6))
     yield latency
     yield _gauge("edge_device_online", "1 while the device reports; 0 offline; absent before its first "
                  "status.", ["device"],
