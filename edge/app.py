@@ -118,16 +118,8 @@ class Gateway:
                 return BrokerEndpoint(EMBEDDED_HOST, broker.port)
 
             return embedded
-        host, port, use_tls = local.broker_address()
-        tls = local.tls
-        endpoint = BrokerEndpoint(
-            host, port, use_tls,
-            ca_file=str(tls.ca_file) if tls and tls.ca_file else None,
-            cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
-            key_file=str(tls.key_file) if tls and tls.key_file else None,
-            username=local.username,
-            password=self._local_password,
-        )
+        endpoint = BrokerEndpoint(*local.broker_address(), *local.tls_paths(), username=local.username,
+                                  password=self._local_password)
         return lambda: endpoint
 
     def _status_topic(self) -> StatusTopic:

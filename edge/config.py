@@ -121,6 +121,14 @@ class LocalMqttConfig(SecretSource):
             raise located("a password needs a username", "username")
         return self
 
+    def tls_paths(self) -> tuple[str | None, str | None, str | None]:
+        """The CA, client certificate and key files as strings (None where unset)."""
+        tls = self.tls
+        if tls is None:
+            return None, None, None
+        ca, cert, key = (str(path) if path else None for path in (tls.ca_file, tls.cert_file, tls.key_file))
+        return ca, cert, key
+
     def broker_address(self) -> tuple[str, int, bool]:
         """Return host, port and whether TLS is used, for a non-embedded URL."""
         parts = urlsplit(self.url)

@@ -73,14 +73,20 @@ async def test_backup_while_events_are_written_then_restore_into_a_fresh_data_di
     conn.close()
 
 
-async def test_cli_backup_defaults_to_the_data_dir_and_prints_what_it_wrote(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def config_with_one_event(tmp_path: Path) -> Path:
+    """A config whose data dir holds a database with one event."""
     config = write_config(tmp_path)
     (tmp_path / "data").mkdir()
     store = await Store.open(tmp_path / "data")
     await store.add_event(event(1))
     await store.close()
+    return config
+
+
+async def test_cli_backup_defaults_to_the_data_dir_and_prints_what_it_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = await config_with_one_event(tmp_path)
     assert main(["backup", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     (made,) = (tmp_path / "data" / "backups").glob("edge-*.db")
@@ -92,11 +98,7 @@ async def test_cli_backup_defaults_to_the_data_dir_and_prints_what_it_wrote(
 async def test_backup_keep_deletes_all_but_the_newest_backups(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write_config(tmp_path)
-    (tmp_path / "data").mkdir()
-    store = await Store.open(tmp_path / "data")
-    await store.add_event(event(1))
-    await store.close()
+    config = await config_with_one_event(tmp_path)
     backups = tmp_path / "data" / "backups"
     backups.mkdir()
     old = [backups / f"edge-2026010{day}T000000Z.db" for day in (1, 2, 3)]

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from tests.conftest import REPO, free_port, mosquitto_binary, wait_for_port
+from tests.conftest import REPO, free_port, mosquitto_binary, terminate, wait_for_port
 
 SHIPPED_CONF = REPO / "systemd" / "mosquitto" / "edge.conf"
 SHIPPED_ACL = REPO / "systemd" / "mosquitto" / "edge.acl"
@@ -28,12 +28,7 @@ class EdgeBroker:
     proc: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
 
 
 def start_edge_broker(directory: Path, conf: str, passwd: Path, acl: Path,

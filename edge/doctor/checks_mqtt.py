@@ -18,6 +18,7 @@ from edge.doctor.report import FAIL, PASS, Line
 from edge.errors import SecretUnavailable
 from edge.mqtt.values import BrokerEndpoint
 from edge.mqtt.wire import tls_context
+from edge.uplink.build import endpoint_of
 
 # OpenSSL's X509_V_ERR_* codes the installer can act on.
 _CERT_EXPIRED = 10
@@ -33,14 +34,8 @@ def local_broker(config: EdgeConfig, timeout_s: float) -> list[Line]:
         password = local.resolve_password("mqtt.local")
     except SecretUnavailable as err:
         return [Line(FAIL, "local broker", str(err))]
-    host, port, use_tls = local.broker_address()
-    tls = local.tls
-    endpoint = BrokerEndpoint(
-        host, port, use_tls,
-        ca_file=str(tls.ca_file) if tls and tls.ca_file else None,
-        cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
-        key_file=str(tls.key_file) if tls and tls.key_file else None,
-        username=local.username, password=password)
+    endpoint = BrokerEndpoint(*local.broker_address(), *local.tls_paths(), username=local.username,
+                              password=password)
     return broker_lines("local broker", endpoint, timeout_s, v5=False)
 
 
@@ -55,13 +50,7 @@ def central_broker(config: EdgeConfig, timeout_s: float) -> list[Line]:
         password = uplink.resolve_password("uplink")
     except SecretUnavailable as err:
         return [Line(FAIL, "central broker", str(err))]
-    host, port, use_tls = uplink.broker_address()
-    endpoint = BrokerEndpoint(
-        host, port, use_tls,
-        ca_file=str(uplink.tls_ca_file) if uplink.tls_ca_file else None,
-        cert_file=str(uplink.tls_cert_file) if uplink.tls_cert_file else None,
-        key_file=str(uplink.tls_key_file) if uplink.tls_key_file else None,
-        username=uplink.username, password=password)
+    endpoint = endpoint_of(uplink, password)
     return broker_lines("central broker", endpoint, timeout_s, v5=uplink.protocol == "5")
 
 
