@@ -103,6 +103,9 @@ def _drain(rig: Rig, name: str, topic: str, want: int, limit_s: float) -> dict[s
     began = time.time()
     peak = 0.0
     try:
+        # The window starts once the gateway is up: its start-up (imports, store, connect) may take
+        # seconds on a loaded box, and a short window would otherwise measure only that.
+        child.wait_ready()
         deadline = time.monotonic() + limit_s
         while counter.count < want and time.monotonic() < deadline and child.proc.poll() is None:
             time.sleep(0.2)
