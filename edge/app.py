@@ -206,7 +206,7 @@ class Gateway:
     def _build_uplink(self, store: Store) -> Uplink:
         assert self.commands is not None, "the command service is built first"
         return build_uplink(self.config, store, self.bus, self.clock, self.record_event,
-                            self._uplink_password, self.commands, self._platform_key)
+                            self._uplink_password, self.commands, self._platform_key, self.disk_guard)
 
     def _build_unit(self, key: str) -> list[Service]:
         """The services of one device unit or camera (see edge.reload.device_units), remembered by key."""

@@ -188,8 +188,9 @@ class StoreConfig(StrictModel):
         description="Longest time a reading waits in memory before it is committed.",
     )
     min_free_mb: float = Field(
-        200.0, ge=0, description="Below this much free disk the uplink stops queueing telemetry and "
-                                 "occupancy (safety events are always kept).")
+        200.0, ge=0, description="Disk guard: below this much free disk no new snapshots are kept and the "
+                                 "uplink stops queueing telemetry and occupancy; below a quarter of it "
+                                 "readings are dropped too (safety events are always kept); 0: off.")
 
 
 class ConsoleConfig(StrictModel):

@@ -48,11 +48,10 @@ from bench.alerts_rig import (  # noqa: E402
     READY_PREFIX,
     GatewayProcess,
     Watcher,
-    free_port,
-    mosquitto_binary,
     start_mosquitto,
     write_config,
 )
+from bench.common import find_mosquitto, free_port  # noqa: E402
 
 TARGETS = {"mqtt_p99_ms": 200.0, "page_p99_ms": 1000.0}
 
@@ -85,7 +84,7 @@ async def measure(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     from bench.alerts_sources import PanicNode, SceneCamera
 
     broker = None
-    if mosquitto_binary() is not None:
+    if find_mosquitto() is not None:
         broker, port = start_mosquitto(directory)
         url, embedded_port, broker_name = f"mqtt://127.0.0.1:{port}", 0, "mosquitto"
     else:

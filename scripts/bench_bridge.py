@@ -37,6 +37,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.common import cpu_seconds, free_port  # noqa: E402
+
 from firmware_bridge.node_protocol import ReadingKind  # noqa: E402
 from firmware_bridge.simulator import SimulatedNode  # noqa: E402
 from firmware_bridge.streams import FdStream, open_pty  # noqa: E402
@@ -69,19 +71,6 @@ while c.want_write():
 c.disconnect()
 print(n * len(metrics))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_mosquitto(directory: Path) -> tuple[subprocess.Popen[bytes], int]:

@@ -28,7 +28,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,17 +40,11 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.common import free_port  # noqa: E402
 from bench.console_load import ENDPOINTS, idle_cpu, run_window  # noqa: E402
 from bench.console_seed import seed  # noqa: E402
 
 PASSWORD = "bench-console-pass-1"  # a throwaway demo user in a temp dir
-
-
-def free_port() -> int:
-    """A TCP port free right now on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_demo(data_dir: Path, port: int, duration: float, logs: Path) -> subprocess.Popen[bytes]:

@@ -95,8 +95,9 @@ async def serve(config_path: Path, produce: int, producers: int, profile: Path |
 
 def measure(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     """Run the four phases on one local broker; return the figures."""
+    from bench.common import free_port
     from bench.uplink_phases import Rig, drain_rate, kill9_loss, live_rate, rss
-    from bench.uplink_rig import free_port, start_broker, stop
+    from bench.uplink_rig import start_broker, stop
 
     local_port = free_port()
     local = start_broker(directory, local_port)

@@ -27,7 +27,8 @@ from typing import Any
 
 import aiomqtt
 import yaml
-from bench.uplink_rig import free_port, start_broker, stop  # scripts/ is on sys.path
+from bench.common import free_port  # scripts/ is on sys.path
+from bench.uplink_rig import start_broker, stop
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = "campus/v1/soak/gw-soak"

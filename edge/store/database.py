@@ -110,33 +110,34 @@ class Database:
 
     def add_events(self, events: list[SafetyEvent], stored_at: float) -> list[Envelope]:
         """Store events in one transaction (one fsync for all: group commit), seqs in list order."""
+        if not events:
+            return []
         with self.db.atomic():
-            return [self._insert_event(event, stored_at) for event in events]
-
-    def _insert_event(self, event: SafetyEvent, stored_at: float) -> Envelope:
-        # Runs inside the caller's transaction: the seq, the event and its outbox row commit together.
-        seq = int(
-            self.db.execute(
-                "UPDATE counters SET value = value + 1 WHERE name = 'event_seq' "
-                "RETURNING value"
-            ).fetchone()[0]
-        )
-        record = event_record(event, seq)
-        data = json.dumps(event.data, sort_keys=True, separators=(",", ":"))
-        self.db.execute(
-            "INSERT INTO events (seq, event_id, type, severity, room_id, source, "
-            "occurred_at, stored_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [seq, event.event_id, event.type, str(event.severity), event.room_id,
-             event.source, event.occurred_at, stored_at, data],
-        )
-        payload = json.dumps(record, sort_keys=True, separators=(",", ":"))
-        self.db.execute(
-            "INSERT INTO outbox (msg_class, seq, topic, payload, bytes, created_at) "
-            "VALUES ('event', ?, 'event', ?, ?, ?)",
-            [seq, payload, len(payload.encode()), stored_at],
-        )
-        outbox.count_rows(self.db.conn, "event", 1, len(payload.encode()))
-        return Envelope(event=event, seq=seq, stored_at=stored_at)
+            # One block of seqs, one insert per table and one totals update for the whole batch;
+            # the seq counter, the events and their outbox rows commit (or roll back) together.
+            last = int(self.db.execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'event_seq' RETURNING value",
+                [len(events)]).fetchone()[0])
+            event_rows: list[list[Any]] = []
+            outbox_rows: list[list[Any]] = []
+            nbytes = 0
+            for seq, event in enumerate(events, last - len(events) + 1):
+                data = json.dumps(event.data, sort_keys=True, separators=(",", ":"))
+                event_rows.append([seq, event.event_id, event.type, str(event.severity), event.room_id,
+                                   event.source, event.occurred_at, stored_at, data])
+                payload = json.dumps(event_record(event, seq), sort_keys=True, separators=(",", ":"))
+                size = len(payload.encode())
+                nbytes += size
+                outbox_rows.append([seq, payload, size, stored_at])
+            self.db.conn.executemany(
+                "INSERT INTO events (seq, event_id, type, severity, room_id, source, "
+                "occurred_at, stored_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
+            self.db.conn.executemany(
+                "INSERT INTO outbox (msg_class, seq, topic, payload, bytes, created_at) "
+                "VALUES ('event', ?, 'event', ?, ?, ?)", outbox_rows)
+            outbox.count_rows(self.db.conn, "event", len(events), nbytes)
+        return [Envelope(event=event, seq=row[0], stored_at=stored_at)
+                for event, row in zip(events, event_rows, strict=True)]
 
     def append_audit(
         self, ts: float, actor: str, action: str, target: str, detail: dict[str, Any]

@@ -18,6 +18,7 @@ from edge.clock import Clock, iso_utc
 from edge.commands import CommandService
 from edge.config import EdgeConfig
 from edge.config_uplink import UplinkConfig
+from edge.disk_guard import DiskGuard
 from edge.errors import MqttUnavailable
 from edge.events import Envelope, SafetyEvent
 from edge.mqtt import BrokerEndpoint, LinkOptions, MqttLink, StatusTopic
@@ -102,7 +103,7 @@ class CommandTopic:
 
 def build_uplink(config: EdgeConfig, store: Store, bus: Bus, clock: Clock, record_event: RecordEvent,
                  password: str | None, commands: CommandService,
-                 platform_key: Ed25519PublicKey | None = None) -> Uplink:
+                 platform_key: Ed25519PublicKey | None = None, guard: DiskGuard | None = None) -> Uplink:
     """The uplink for config.uplink (which must be set)."""
     cfg = config.uplink
     assert cfg is not None, "only called with an uplink configured"
@@ -124,8 +125,7 @@ def build_uplink(config: EdgeConfig, store: Store, bus: Bus, clock: Clock, recor
         options=LinkOptions(protocol=5 if cfg.protocol == "5" else 4, max_inflight=cfg.inflight,
                             dead_after_keepalives=DEAD_AFTER_KEEPALIVES))
     metrics = UplinkMetrics()
-    intake = UplinkIntake(cfg, store, bus, clock, metrics, record_event, data_dir=config.data_dir,
-                          min_free_mb=config.store.min_free_mb,
+    intake = UplinkIntake(cfg, store, bus, clock, metrics, record_event, guard=guard,
                           device_rooms={d.id: d.room_id for d in config.devices})
     sender = UplinkSender(cfg, config.site_id, config.gateway_id, store, bus, link, clock, metrics)
     if cfg.commands.enabled:

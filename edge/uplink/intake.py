@@ -6,14 +6,13 @@ import asyncio
 import contextlib
 import logging
 import math
-import shutil
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 
 from edge.bus import Bus, DropPolicy
 from edge.clock import Clock, SteadyWall
 from edge.config_uplink import UplinkConfig
+from edge.disk_guard import DiskGuard
 from edge.events import Envelope, Occupancy, SafetyEvent, Severity
 from edge.store import Store
 from edge.store.outbox import limits_of
@@ -35,14 +34,11 @@ class UplinkIntake:
     name = "uplink-intake"
 
     def __init__(self, config: UplinkConfig, store: Store, bus: Bus, clock: Clock,
-                 metrics: UplinkMetrics, record_event: RecordEvent, data_dir: Path | None = None,
-                 min_free_mb: float = 0.0, free_bytes: Callable[[Path], int] | None = None,
+                 metrics: UplinkMetrics, record_event: RecordEvent, guard: DiskGuard | None = None,
                  device_rooms: Mapping[str, str | None] | None = None) -> None:
         self.config = config
         self._device_rooms = dict(device_rooms or {})  # for readings stored without a room
-        self._data_dir = data_dir
-        self._min_free = int(min_free_mb * 1024 * 1024)
-        self._free_bytes = free_bytes or (lambda path: shutil.disk_usage(path).free)  # a seam for tests
+        self._guard = guard  # the gateway's disk guard (store.min_free_mb); None: never low
         self._store = store
         self._clock = clock
         self.metrics = metrics
@@ -115,18 +111,14 @@ class UplinkIntake:
                 log.warning("uplink: occupancy outbox full; %d oldest dropped", dropped)
 
     async def _check_disk(self) -> None:
-        if self._data_dir is None or not self._min_free:
+        guard = self._guard
+        if guard is None:
             return
-        try:
-            free = await asyncio.to_thread(self._free_bytes, self._data_dir)
-        except OSError as err:
-            log.warning("uplink: cannot read free disk space of %s: %s", self._data_dir, err)
-            return
-        low = free < self._min_free
+        low = await asyncio.to_thread(guard.check) != "ok"
         if low != self.metrics.disk_low:
             self.metrics.disk_low = low
             log.log(logging.ERROR if low else logging.WARNING,
-                    "uplink: %d MB free on %s: %s", free // (1024 * 1024), self._data_dir,
+                    "uplink: free disk space on %s is %s: %s", guard.data_dir, "low" if low else "back",
                     "only safety events are queued now" if low else "queueing everything again")
 
     async def _refresh(self) -> None:

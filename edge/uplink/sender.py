@@ -35,11 +35,15 @@ class ReplayBucket:
     tokens: float = 0.0
     at: float = 0.0
 
-    def take(self, wanted: int, now: float) -> int:
-        """Up to wanted tokens available now (0 when the bucket is empty)."""
+    def available(self, now: float) -> int:
+        """Whole tokens there now (refilled for the time since the last call)."""
         self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
         self.at = now
-        granted = min(wanted, int(self.tokens))
+        return int(self.tokens)
+
+    def take(self, wanted: int, now: float) -> int:
+        """Up to wanted tokens available now (0 when the bucket is empty)."""
+        granted = min(wanted, self.available(now))
         self.tokens -= granted
         return granted
 
@@ -103,8 +107,10 @@ class UplinkSender:
             if rows:
                 return await self._send(rows, historical=False)
         for msg_class in CLASSES:
-            rows = await self._store.outbox_pending(msg_class, limit, now=self._steady.now(),
-                                                    created_before=since)
+            # Read no more backlog than the bucket lets out now (one row, to see if there is any).
+            allowed = self._bucket.available(time.monotonic())
+            rows = await self._store.outbox_pending(msg_class, max(1, min(limit, allowed)),
+                                                    now=self._steady.now(), created_before=since)
             if not rows:
                 continue
             granted = self._bucket.take(len(rows), time.monotonic())

@@ -6,8 +6,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +18,7 @@ import paho.mqtt.client as paho
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.common import find_mosquitto, free_port, wait_for_port
 from edge.store import DB_FILENAME
 from edge.store.database import Database
 from edge.users import Role, hash_password
@@ -37,33 +36,9 @@ NODE = "node1"
 CLEAR_AFTER_S = 0.5
 
 
-def free_port() -> int:
-    """A TCP port free right now on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    """Wait until something accepts connections on 127.0.0.1:port."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
-
-
-def mosquitto_binary() -> str | None:
-    """Mosquitto's path (Debian puts it in /usr/sbin), or None."""
-    found = shutil.which("mosquitto")
-    return found or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-
-
 def start_mosquitto(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
     """A throwaway Mosquitto on a free port."""
-    binary = mosquitto_binary()
+    binary = find_mosquitto()
     assert binary is not None
     port = free_port()
     conf = directory / "mosquitto.conf"
@@ -73,7 +48,7 @@ def start_mosquitto(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
     conf.write_text(f"{stay}listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
                     "log_dest stderr\nlog_type error\nset_tcp_nodelay true\n")
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port)
+    wait_for_port(port)
     return proc, port
 
 

@@ -11,14 +11,9 @@ from typing import Any
 
 import httpx
 
+from bench.common import cpu_seconds
+
 PAGE = 50
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(sorted_ms: list[float], q: float) -> float | None:

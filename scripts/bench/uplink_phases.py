@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common import free_port
 from bench.uplink_fill import event_payload, fill_events, fill_telemetry, store_only_rate
 from bench.uplink_rig import (
     EVENT_TOPIC,
@@ -20,7 +21,6 @@ from bench.uplink_rig import (
     Collector,
     Counter,
     GatewayChild,
-    free_port,
     start_broker,
     stop,
     write_config,

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from bench.common import find_mosquitto, wait_for_port
+
 REPO = Path(__file__).resolve().parents[2]
 SITE, GATEWAY = "bench", "gw-bench"
 EVENT_TOPIC = f"campus/v1/{SITE}/{GATEWAY}/event"
@@ -25,29 +25,9 @@ READY = "READY"
 STAT = "STAT "
 
 
-def free_port() -> int:
-    """A TCP port free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    """Wait until something accepts TCP connections on 127.0.0.1:port."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
-
-
 def mosquitto_binary() -> str:
-    """Debian puts mosquitto in /usr/sbin, often not on PATH."""
-    sbin = Path("/usr/sbin/mosquitto")
-    found = shutil.which("mosquitto") or (str(sbin) if sbin.exists() else None)
+    """Mosquitto's path; exit with a hint when it is not installed."""
+    found = find_mosquitto()
     if found is None:
         raise SystemExit("mosquitto is not installed (scripts/test installs it as root)")
     return found

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edge.bus import Bus
 from edge.clock import ManualClock
 from edge.config_uplink import UplinkConfig
+from edge.disk_guard import DiskGuard
 from edge.events import Envelope, Occupancy, SafetyEvent
 from edge.store import Store
 from edge.uplink.intake import UplinkIntake
@@ -157,8 +158,8 @@ async def test_on_a_nearly_full_disk_only_safety_events_are_queued(tmp_path: Pat
 
     metrics = UplinkMetrics()
     intake = UplinkIntake(UplinkConfig.model_validate({"url": "mqtt://127.0.0.1:1"}), store, bus, clock,
-                          metrics, record, data_dir=tmp_path, min_free_mb=200,
-                          free_bytes=lambda _: free["bytes"])
+                          metrics, record,
+                          guard=DiskGuard(tmp_path, 200, free_bytes=lambda _: free["bytes"], cache_s=0))
     task = asyncio.create_task(intake.run(lambda: None))
     try:
         async with asyncio.timeout(5):
